@@ -71,49 +71,6 @@ def _as_float_input(x, arg="x"):
     return x.astype(jnp.float32), _F32
 
 
-# ---- the rounding step ----------------------------------------------------------------
-
-
-def _round_shift(X, d, sign, rounding, uint):
-    """``round(X / 2**d)`` for non-negative integers ``X`` and shifts ``0 <= d < width``.
-
-    ``sign`` (bool) is the sign of the value whose magnitude ``X / 2**d`` is, so the
-    directed modes round toward +inf / -inf. Returns the rounded integer (same dtype).
-    """
-    one = uint(1)
-    d = d.astype(X.dtype)
-    q = X >> d
-    rem = X - (q << d)
-    inexact = rem != 0
-    if rounding == "toward_zero":
-        return q
-    if rounding == "odd":
-        return q | inexact.astype(X.dtype)
-    half = (one << d) >> one  # 0 when d == 0, and then rem == 0 too
-    if rounding == "nearest_even":
-        inc = (rem > half) | ((rem == half) & inexact & ((q & one) == one))
-    elif rounding == "nearest_away":
-        inc = (rem >= half) & inexact
-    elif rounding == "up":
-        inc = inexact & ~sign
-    elif rounding == "down":
-        inc = inexact & sign
-    else:  # pragma: no cover - check_rounding stops this earlier
-        raise ValueError(rounding)
-    return q + inc.astype(X.dtype)
-
-
-def _overflows_to_infinity(rounding, sign):
-    """IEEE 754 §7.4: whether an overflow goes to infinity (else to the largest finite)."""
-    if rounding in ("nearest_even", "nearest_away"):
-        return jnp.ones_like(sign)
-    if rounding == "up":
-        return ~sign
-    if rounding == "down":
-        return sign
-    return jnp.zeros_like(sign)
-
-
 # ---- float targets ----------------------------------------------------------------------
 
 
@@ -127,24 +84,28 @@ def _split(x, lay):
     return sign, e_in, man, mag
 
 
-def _encode_float(x, fmt: FloatFormat, rounding, saturate, lay):
-    """Codes of ``x`` (float32 or float64) in the float format ``fmt``."""
+def _float_magnitude(x, fmt: FloatFormat, rounding, lay, sr):
+    """Round ``|x|`` onto the format's extended grid: the magnitude code ``C``.
+
+    Returns ``(sign, C, in_range, sig, is_nan, is_inf)``; ``C`` may exceed
+    ``max_code`` (overflow) and is not yet clamped; ``in_range`` marks inputs in the
+    target's normal range. ``sr`` is ``(rand, rbits, variant)`` for stochastic rounding.
+    """
     U, S = lay.uint, lay.sint
     P, p = lay.man, fmt.man_bits
     shift = P - p
     sign, e_in, man, mag = _split(x, lay)
-    is_nan = mag > U(((1 << (lay.width - 1)) - 1) ^ ((1 << P) - 1))
-    is_inf = mag == U(((1 << (lay.width - 1)) - 1) ^ ((1 << P) - 1))
-    finite = ~(is_nan | is_inf)
+    inf_bits = ((1 << (lay.width - 1)) - 1) ^ ((1 << P) - 1)
+    is_nan = mag > U(inf_bits)
+    is_inf = mag == U(inf_bits)
     emin_t = fmt.emin  # unbiased exponent of the target's lowest normal binade
 
     # Unbiased exponent e and significand sig (leading one at bit P for normals).
     if emin_t < 1 - lay.bias:
         # The target reaches below the input's normal range: normalize input
         # subnormals with a count of leading zeros (an integer op, not frexp).
-        lz = lax.clz(man).astype(S) - S(lay.width - 1 - P)
         sub = e_in == 0
-        lz = jnp.where(sub, lz, 0)
+        lz = jnp.where(sub, lax.clz(man).astype(S) - S(lay.width - 1 - P), S(0))
         sig = jnp.where(sub, man << lz.astype(U), man | U(1 << P))
         e = jnp.where(sub, S(1 - lay.bias) - lz, e_in - S(lay.bias))
         normal_in = sig != 0
@@ -154,62 +115,128 @@ def _encode_float(x, fmt: FloatFormat, rounding, saturate, lay):
         normal_in = e_in != 0
 
     in_range = normal_in & (e >= emin_t)
-    # Normal range: re-biased magnitude; the exponent field is clamped just past the
-    # format's top so that huge inputs overflow without wrapping the integer.
+    # Normal range: the re-biased magnitude. The exponent field is clamped just past
+    # the format's top so that huge inputs overflow without wrapping the integer.
     e_field = jnp.minimum(e + S(fmt.bias), S(1 << fmt.exp_bits)).astype(U)
     a_normal = (e_field << U(P)) | (sig & U((1 << P) - 1))
-    # Below the normal range: the significand with a larger shift. Without
-    # subnormals the grid there is {0, min_normal}: p more bits go, and come back.
+    # Below the normal range: the significand, shifted further. Without subnormals
+    # the grid there is {0, min_normal}: p more bits go, and come back after.
     flush = not fmt.subnormals and fmt.emin_field == 1
-    below_extra = p if flush else 0
-    d_below = jnp.minimum(S(shift + below_extra) + S(emin_t) - e, S(P + 2))
+    d_below = S(shift + (p if flush else 0) + emin_t) - e
     X = jnp.where(in_range, a_normal, sig)
-    d = jnp.where(in_range, S(shift), d_below)
-    C = _round_shift(X, d, sign, rounding, U)
+    d_true = jnp.where(in_range, S(shift), d_below)
+    # Past P + 2 bits every bit of sig is dropped and sig < half a step: same result.
+    d = jnp.minimum(d_true, S(P + 2))
+    rand, rbits, variant = sr
+    C = _rounding.round_shift(X, d, sign, rounding, d_true=d_true, rand=rand, rbits=rbits, variant=variant)
     if flush:
         C = jnp.where(in_range, C, C << U(p))
     if fmt.specials == "e8m0":
         # No zero: a positive value below the lowest binade has only one neighbour.
         C = jnp.where(in_range, C, U(0))
+    return sign, C, in_range, sig, is_nan, is_inf
 
+
+def _settle(C, sign, sig, is_nan, is_inf, fmt: FloatFormat, rounding, saturate, U):
+    """Apply overflow, the specials, the sign of zero and the unsigned range.
+
+    Returns ``(C, neg, nan, inf)``: the final magnitude code (clamped to ``max_code``),
+    whether the result carries a minus sign, and whether it is NaN or infinity.
+    The rules are those of docs/semantics.md.
+    """
     max_code = U(fmt.max_code)
-    sign_bit = jnp.where(sign, U(fmt.sign_mask), U(0))
-    nan_code = U(fmt.nan_code if fmt.has_nan else 0)
-    overflow = (C > max_code) & finite
-    out_of_range_negative = sign & ((C != 0) | (fmt.specials == "e8m0") | is_inf)
+    overflow = (C > max_code) & ~(is_nan | is_inf)
+    raw_nonzero = C != 0
     C = jnp.minimum(C, max_code)
-    if fmt.has_negative_zero:
-        code = C | sign_bit
-    else:
-        code = jnp.where(C != 0, C | sign_bit, C)
-
-    # What "infinity" is in this format: inf, else NaN, else the largest magnitude.
+    to_inf = jnp.zeros_like(sign) if saturate else _rounding.overflows_to_infinity(rounding, sign)
+    to_infinity = (overflow & to_inf) | is_inf
+    nan = jnp.zeros_like(sign)
     if fmt.has_inf:
-        infinity = U(fmt.inf_code) | sign_bit
-    elif fmt.has_nan:
-        infinity = jnp.broadcast_to(nan_code, C.shape)
+        inf = to_infinity
     else:
-        infinity = max_code | sign_bit
-    if not saturate:
-        to_inf = _overflows_to_infinity(rounding, sign)
-        code = jnp.where(overflow & to_inf, infinity, code)
-    if saturate and not fmt.has_inf:
-        infinity = max_code | sign_bit
-    code = jnp.where(is_inf, infinity, code)
+        # No inf: "infinity" is NaN where the format has NaN, else the largest value;
+        # with saturate, an infinite input becomes the largest value too.
+        inf = nan
+        if fmt.has_nan:
+            nan = (overflow & to_inf) | (is_inf & (not saturate))
+    if fmt.has_negative_zero:
+        neg = sign
+    else:
+        neg = sign & (C != 0)
     if not fmt.signed:
         # The non-negative half of a signed format: a negative value that does not
         # round to zero is out of range.
-        code = jnp.where(out_of_range_negative, nan_code, code)
+        out = sign & (raw_nonzero | (not fmt.has_zero) | is_inf)
+        if fmt.has_nan:
+            nan = nan | out
+        else:
+            C = jnp.where(out, U(0), C)
+            inf = inf & ~out
+        neg = jnp.zeros_like(sign)
     if not fmt.has_zero:
-        code = jnp.where(sig == 0, nan_code, code)  # zero has no code (E8M0)
-    code = jnp.where(is_nan, nan_code, code)
+        nan = nan | (sig == 0)  # zero has no code (E8M0)
+    if fmt.has_nan:
+        nan = nan | is_nan
+    else:
+        C = jnp.where(is_nan, U(0), C)
+        neg = neg & ~is_nan
+        inf = inf & ~is_nan
+    return C, neg, nan, inf
+
+
+def _encode_float(x, fmt: FloatFormat, rounding, saturate, lay, sr):
+    """Codes of ``x`` (float32 or float64) in the float format ``fmt``."""
+    U = lay.uint
+    sign, C, _, sig, is_nan, is_inf = _float_magnitude(x, fmt, rounding, lay, sr)
+    C, neg, nan, inf = _settle(C, sign, sig, is_nan, is_inf, fmt, rounding, saturate, U)
+    if fmt.has_inf:
+        C = jnp.where(inf, U(fmt.inf_code), C)
+    code = jnp.where(neg, C | U(fmt.sign_mask), C)
+    if fmt.has_nan:
+        code = jnp.where(nan, U(fmt.nan_code), code)
     return code.astype(fmt.code_dtype)
+
+
+def _quantize_fast_ok(fmt, lay) -> bool:
+    """Whether ``_quantize_float`` applies: every normal binade of fmt is normal in lay."""
+    if not (isinstance(fmt, FloatFormat) and fmt.emin >= 1 - lay.bias and _fits(fmt, lay.dtype)):
+        return False
+    # Subnormal values are built by a float product, which must not meet the dtype's
+    # own subnormals (XLA on CPU flushes those to zero), unless both subnormal ranges
+    # coincide and the code's bits are the value's bits (BF16, TF32 in float32).
+    lowest = fmt.emin - (fmt.man_bits if fmt.subnormals else 0)
+    return lowest >= 1 - lay.bias or fmt.emin == 1 - lay.bias
+
+
+def _quantize_float(x, fmt: FloatFormat, rounding, saturate, lay, sr):
+    """``decode(encode(x))`` without forming the code: the value's bits directly."""
+    U, S = lay.uint, lay.sint
+    P, p = lay.man, fmt.man_bits
+    sign, C, _, sig, is_nan, is_inf = _float_magnitude(x, fmt, rounding, lay, sr)
+    C, neg, nan, inf = _settle(C, sign, sig, is_nan, is_inf, fmt, rounding, saturate, U)
+    # Normal codes: shift the code into place and move the bias back.
+    normal_bits = ((C << U(P - p)).astype(S) + S((lay.bias - fmt.bias) << P)).astype(U)
+    # Subnormal codes (and the flush grid {0, min_normal}): C steps of 2**(emin - p),
+    # an exact product since the format fits the dtype.
+    step = np.asarray(2.0 ** (fmt.emin - p), lay.dtype)
+    sub_bits = lax.bitcast_convert_type(C.astype(lay.dtype) * step, U)
+    if fmt.emin == 1 - lay.bias:
+        bits = normal_bits  # same exponent range: subnormal codes shift into place too
+    else:
+        bits = jnp.where(C >= U(fmt.emin_field << p), normal_bits, sub_bits)
+    if fmt.has_inf:
+        bits = jnp.where(inf, U(((1 << (lay.width - 1)) - 1) ^ ((1 << P) - 1)), bits)
+    bits = jnp.where(neg, bits | U(1 << (lay.width - 1)), bits)
+    out = lax.bitcast_convert_type(bits, lay.dtype)
+    if fmt.has_nan:
+        out = jnp.where(nan, jnp.asarray(np.nan, lay.dtype), out)
+    return out
 
 
 # ---- integer targets --------------------------------------------------------------------
 
 
-def _encode_int(x, fmt: IntFormat, rounding, lay):
+def _encode_int(x, fmt: IntFormat, rounding, lay, sr):
     """Round to an integer by the mode, then clamp to the format's range."""
     U, S = lay.uint, lay.sint
     P = lay.man
@@ -219,8 +246,10 @@ def _encode_int(x, fmt: IntFormat, rounding, lay):
     e = jnp.maximum(e_in, 1) - S(lay.bias)  # value = sig * 2**(e - P)
     # |x| < 2**32 needs at most a left shift of 32 - (P + 1) bits (float32: 8).
     left_max = max(0, 32 - (P + 1))
-    d = jnp.clip(S(P) - e, 0, S(P + 2))
-    right = _round_shift(sig, d, sign, rounding, U)
+    d_true = jnp.maximum(S(P) - e, 0)
+    d = jnp.minimum(d_true, S(P + 2))
+    rand, rbits, variant = sr
+    right = _rounding.round_shift(sig, d, sign, rounding, d_true=d_true, rand=rand, rbits=rbits, variant=variant)
     left = sig << jnp.clip(e - S(P), 0, S(left_max)).astype(U)
     big = e >= 32  # |x| >= 2**32: past every 32-bit range, inf included
     magnitude = jnp.where(e >= P, left, right)
@@ -373,26 +402,72 @@ def _check_fmt(fmt):
     return _formats.get(fmt)
 
 
-def _check_mode(rounding, key, rbits):
+def _check_args(x, fmt, rounding, key, rbits, random_bits, variant):
+    """Validates everything at the API boundary; returns (x, fmt, rounding, rbits)."""
+    fmt = _formats.get(fmt)
     rounding = _rounding.check_rounding(rounding)
-    if rounding == "stochastic":
-        raise ValueError(
-            "rounding='stochastic' is not available yet in this version of numfmt; "
-            f"use one of {', '.join(_rounding.DETERMINISTIC_MODES)}"
-        )
-    if key is not None or rbits is not None:
-        raise ValueError("key and rbits are only used with rounding='stochastic'")
-    return rounding
+    x_in = jnp.asarray(x)
+    _, lay = _as_float_input(x_in)
+    if rounding != "stochastic":
+        for name, value in (("key", key), ("rbits", rbits), ("random_bits", random_bits)):
+            if value is not None:
+                raise ValueError(f"{name} is only used with rounding='stochastic', got rounding={rounding!r}")
+        return x_in, fmt, rounding, None
+    if isinstance(fmt, CodebookFormat):
+        raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, not 'stochastic'")
+    width = 64 if lay is _F64 else 32
+    if rbits is not None:
+        if isinstance(rbits, bool) or not isinstance(rbits, (int, np.integer)) or not 1 <= rbits <= width - 1:
+            raise ValueError(f"rbits must be an int in [1, {width - 1}] for {x_in.dtype} inputs, or None, got {rbits!r}")
+        rbits = int(rbits)
+    if variant not in _rounding.SR_VARIANTS:
+        raise ValueError(f"sr_variant must be one of {_rounding.SR_VARIANTS}, got {variant!r}")
+    if key is None and random_bits is None:
+        raise ValueError("rounding='stochastic' needs key= (a jax.random key) or random_bits=")
+    if key is not None and random_bits is not None:
+        raise ValueError("pass either key= or random_bits=, not both")
+    if random_bits is not None:
+        rb = jnp.asarray(random_bits)
+        want = jnp.uint64 if width == 64 else jnp.uint32
+        if rb.dtype != want:
+            raise TypeError(f"random_bits must have dtype {jnp.dtype(want).name} for {x_in.dtype} inputs, got {rb.dtype}")
+        if rb.shape != x_in.shape:
+            raise ValueError(f"random_bits must have the shape of x, {x_in.shape}, got {rb.shape}")
+    return x_in, fmt, rounding, rbits
 
 
-@functools.partial(jax.jit, static_argnames=("fmt", "rounding", "saturate"))
-def _encode_jit(x, fmt, rounding, saturate):
+def _random_words(x, key, random_bits, rounding):
+    if rounding != "stochastic":
+        return None
+    if random_bits is not None:
+        return random_bits
+    dtype = jnp.uint64 if x.dtype == jnp.float64 else jnp.uint32
+    return _rounding.hash_bits(key, x.shape, dtype)
+
+
+def _encode_impl(x, fmt, rounding, saturate, sr):
     x, lay = _as_float_input(x)
     if isinstance(fmt, IntFormat):
-        return _encode_int(x, fmt, rounding, lay)
+        return _encode_int(x, fmt, rounding, lay, sr)
     if isinstance(fmt, CodebookFormat):
         return _encode_codebook(x, fmt, rounding)
-    return _encode_float(x, fmt, rounding, saturate, lay)
+    return _encode_float(x, fmt, rounding, saturate, lay, sr)
+
+
+@functools.partial(jax.jit, static_argnames=("fmt", "rounding", "saturate", "rbits", "variant"))
+def _encode_jit(x, key, random_bits, fmt, rounding, saturate, rbits, variant):
+    rand = _random_words(x, key, random_bits, rounding)
+    return _encode_impl(x, fmt, rounding, saturate, (rand, rbits, variant))
+
+
+@functools.partial(jax.jit, static_argnames=("fmt", "rounding", "saturate", "rbits", "variant"))
+def _quantize_jit(x, key, random_bits, fmt, rounding, saturate, rbits, variant):
+    rand = _random_words(x, key, random_bits, rounding)
+    sr = (rand, rbits, variant)
+    xw, lay = _as_float_input(x)
+    if _quantize_fast_ok(fmt, lay):
+        return _quantize_float(xw, fmt, rounding, saturate, lay, sr).astype(x.dtype)
+    return _decode(_encode_impl(x, fmt, rounding, saturate, sr), fmt, x.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("fmt", "dtype"))
@@ -400,26 +475,43 @@ def _decode_jit(codes, fmt, dtype):
     return _decode(codes, fmt, dtype)
 
 
-def encode(x, fmt, rounding="nearest_even", *, key=None, rbits=None, saturate=False):
+def encode(
+    x,
+    fmt,
+    rounding="nearest_even",
+    *,
+    key=None,
+    rbits=None,
+    saturate=False,
+    random_bits=None,
+    sr_variant="truncate",
+):
     """Round ``x`` into ``fmt`` and return the codes (bit patterns).
 
     Args:
       x: a float16, bfloat16, float32 or float64 array (float64 with
         ``jax_enable_x64``; it is rounded once, straight to ``fmt``).
       fmt: a format object or name (``numfmt.get``).
-      rounding: one of ``numfmt.ROUNDING_MODES`` (IEEE 754-2019 §4.3 attributes,
-        plus round-to-odd). See docs/semantics.md for every edge case.
-      saturate: finite values past ``fmt.max`` become ``±max`` instead of
-        inf / NaN (OCP FP8 v1.0 "saturation mode").
+      rounding: one of ``numfmt.ROUNDING_MODES``: the IEEE 754-2019 §4.3 attributes
+        (``nearest_even``, ``nearest_away``, ``toward_zero``, ``up``, ``down``),
+        round-to-odd (``odd``) and ``stochastic``. docs/semantics.md gives every edge case.
+      key: a ``jax.random`` key, for ``stochastic``: the random words come from a keyed
+        counter hash (``numfmt.rounding.hash_bits``); same key, same result.
+      rbits: for ``stochastic``, how many random bits decide (1 to 31 for float32
+        inputs, 1 to 63 for float64); None uses every dropped bit (exact).
+      saturate: finite values past ``fmt.max`` become ``±max`` instead of inf / NaN
+        (OCP 8-bit FP v1.0 "saturation mode").
+      random_bits: instead of ``key``, the random words themselves: uint32 for
+        float16/bfloat16/float32 inputs, uint64 for float64, with the shape of ``x``.
+      sr_variant: ``"truncate"`` or ``"unbiased"`` (P3109), how the fraction is cut to
+        ``rbits`` bits (``numfmt.rounding.stochastic_increment``).
 
     Returns:
       unsigned codes in the smallest container (uint8 up to 8 bits, uint16, uint32),
       sub-byte codes in the low bits; signed integer formats give two's complement.
     """
-    fmt = _check_fmt(fmt)
-    rounding = _check_mode(rounding, key, rbits)
-    x, _ = _as_float_input(x)
-    return _encode_jit(x, fmt, rounding, bool(saturate))
+    x, fmt, rounding, rbits = _check_args(x, fmt, rounding, key, rbits, random_bits, sr_variant)
+    return _encode_jit(x, key, random_bits, fmt, rounding, bool(saturate), rbits, sr_variant)
 
 
 def decode(codes, fmt, dtype=jnp.float32):
@@ -436,20 +528,21 @@ def decode(codes, fmt, dtype=jnp.float32):
     return _decode_jit(codes, fmt, dtype)
 
 
-def quantize(x, fmt, rounding="nearest_even", *, key=None, rbits=None, saturate=False):
-    """Round ``x`` to the nearest value of ``fmt`` by ``rounding``; same dtype as ``x``.
+def quantize(
+    x,
+    fmt,
+    rounding="nearest_even",
+    *,
+    key=None,
+    rbits=None,
+    saturate=False,
+    random_bits=None,
+    sr_variant="truncate",
+):
+    """Round ``x`` to a value of ``fmt`` by ``rounding``; the result has ``x``'s dtype.
 
-    Equal to ``decode(encode(x, fmt, ...), fmt, x.dtype)``: the result holds values of
-    ``fmt`` (NaN and ±inf as ``encode`` gives them).
+    Equal to ``decode(encode(x, fmt, ...), fmt, x.dtype)`` (the arguments are those of
+    :func:`encode`), computed without forming the codes where the format allows.
     """
-    fmt = _check_fmt(fmt)
-    rounding = _check_mode(rounding, key, rbits)
-    x = jnp.asarray(x)
-    _as_float_input(x)
-    return _quantize_jit(x, fmt, rounding, bool(saturate))
-
-
-@functools.partial(jax.jit, static_argnames=("fmt", "rounding", "saturate"))
-def _quantize_jit(x, fmt, rounding, saturate):
-    codes = _encode_jit(x, fmt, rounding, saturate)
-    return _decode(codes, fmt, x.dtype)
+    x, fmt, rounding, rbits = _check_args(x, fmt, rounding, key, rbits, random_bits, sr_variant)
+    return _quantize_jit(x, key, random_bits, fmt, rounding, bool(saturate), rbits, sr_variant)
