@@ -523,8 +523,8 @@ def decode(codes, fmt, dtype=jnp.float32):
     fmt = _check_fmt(fmt)
     codes = _check_codes(codes)
     dtype = np.dtype(dtype)
-    if not np.issubdtype(dtype, np.floating):
-        raise TypeError(f"dtype must be a float dtype, got {dtype}")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"dtype must be a float dtype (float16, bfloat16, float32, float64), got {dtype}")
     return _decode_jit(codes, fmt, dtype)
 
 
