@@ -1,0 +1,219 @@
+"""Formats, values and codes as text: the tables and cards that ``numfmt`` prints.
+
+Depends on :mod:`numfmt.formats` only (no JAX), so anything that shows a format (the
+command line, format tables in the docs) spells it the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from numfmt import formats as _formats
+
+#: The columns of ``numfmt list``, and those right-aligned.
+LIST_HEADERS = ["name", "kind", "bits", "layout", "bias", "max", "min normal", "min subnormal", "eps", "inf", "nan"]
+LIST_RIGHT = frozenset({2, 4, 5, 6, 7, 8})
+
+
+def is_int(fmt) -> bool:
+    return fmt.kind == "int"
+
+
+def format_value(value, style: str = "repr", integer: bool = False) -> str:
+    """Show one value: ``repr`` of its float64, ``float.hex`` or the exact decimal."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if integer and v == int(v):
+        return str(int(v))
+    if style == "hex":
+        return short_hex(v)
+    if style == "exact":
+        return str(Decimal(v))
+    return repr(v)
+
+
+def short_hex(v: float) -> str:
+    """``float.hex`` without the trailing zeros of the fraction: ``0x1.cp+8``."""
+    text = float(v).hex()
+    mantissa, _, exponent = text.partition("p")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}p{exponent}"
+
+
+def hex_code(code: int, bits: int) -> str:
+    return f"0x{code:0{max(1, (bits + 3) // 4)}x}"
+
+
+def bin_code(code: int, bits: int) -> str:
+    return f"{code:0{bits}b}"
+
+
+def layout(fmt) -> str:
+    """``s1e4m3`` for floats, ``int8`` / ``uint8`` for integers, ``16 values`` for codebooks."""
+    if fmt.kind == "float":
+        return f"s{int(fmt.signed)}e{fmt.exp_bits}m{fmt.man_bits}"
+    if fmt.kind == "int":
+        return f"{'' if fmt.signed else 'u'}int{fmt.bits}{' narrow' if fmt.narrow else ''}"
+    return f"{len(fmt.values())} values"
+
+
+def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> str:
+    """Rows as aligned columns, two spaces apart; columns in ``right`` right-aligned."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells):
+        parts = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def list_row(fmt, style: str = "repr") -> list[str]:
+    """One row of ``numfmt list``: the cells under :data:`LIST_HEADERS`."""
+    def yes_no(flag):
+        return "yes" if flag else "no"
+
+    def show(v):
+        return format_value(v, style, integer=is_int(fmt))
+
+    if fmt.kind == "codebook":
+        return [fmt.name, fmt.kind, str(fmt.bits), layout(fmt), "-", show(fmt.max), "-", "-", "-", "no", "no"]
+    bias = str(fmt.bias) if fmt.kind == "float" else "-"
+    return [
+        fmt.name,
+        fmt.kind,
+        str(fmt.bits),
+        layout(fmt),
+        bias,
+        show(fmt.max),
+        show(fmt.min_normal),
+        show(fmt.min_subnormal),
+        show(fmt.eps),
+        yes_no(fmt.has_inf),
+        yes_no(fmt.has_nan),
+    ]
+
+
+
+def card(fmt, style: str = "repr") -> list[tuple[str, str]]:
+    """``numfmt info``: (field, text) pairs describing ``fmt``."""
+    names = aliases(fmt)
+    fields = [("name", fmt.name)] + ([("aliases", ", ".join(names))] if names else [])
+    fields += [("kind", fmt.kind), ("bits", str(fmt.bits))]
+    builder = {"float": _float_card, "int": _int_card}.get(fmt.kind, _codebook_card)
+    fields += builder(fmt, style)
+    dtype = fmt.dtype
+    fields.append(("ml_dtypes", dtype.name if dtype is not None else "none"))
+    return fields
+
+
+def aliases(fmt) -> list[str]:
+    """The other names ``numfmt.get`` knows ``fmt`` by."""
+    # formats keeps the alias table private; read it without failing if it moves.
+    aliases = getattr(_formats, "_ALIASES", {})
+    return sorted(a for a, target in aliases.items() if target == fmt.name and a != fmt.name)
+
+
+def _code_ranges(lo: int, hi: int, sign_mask: int, bits: int) -> str:
+    """Magnitude codes ``lo..hi`` with both signs (one sign when ``sign_mask`` is 0)."""
+    spans = [(lo, hi)] + ([(lo | sign_mask, hi | sign_mask)] if sign_mask else [])
+    return ", ".join(hex_code(a, bits) if a == b else f"{hex_code(a, bits)}..{hex_code(b, bits)}" for a, b in spans)
+
+
+def _nan_codes(fmt) -> str:
+    if not fmt.has_nan:
+        return "none"
+    ones = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
+    if fmt.specials == "ieee":
+        codes = _code_ranges(fmt.inf_code + 1, ones, fmt.sign_mask, fmt.bits)
+    elif fmt.specials == "fnuz":
+        codes = hex_code(fmt.sign_mask, fmt.bits)
+    else:  # fn, e8m0: all ones
+        codes = _code_ranges(ones, ones, fmt.sign_mask, fmt.bits)
+    return f"{codes}  (encode gives {hex_code(fmt.nan_code, fmt.bits)})"
+
+
+def _power_of_two(v: float) -> str:
+    mantissa, exponent = math.frexp(v)
+    return f"2**{exponent - 1}" if mantissa == 0.5 else short_hex(v)
+
+
+_SPECIALS_NOTE = {
+    "ieee": "IEEE 754: exponent all ones is inf (mantissa 0) or NaN",
+    "fn": "finite + NaN (OCP E4M3): no inf, NaN only at exponent and mantissa all ones",
+    "fnuz": "finite, unsigned zero: no inf, no -0, the one NaN at the code of -0",
+    "none": "every code is a finite number",
+    "e8m0": "OCP E8M0 scale: unsigned, no zero, NaN at all ones",
+}
+
+
+def _float_card(fmt, style: str) -> list[tuple[str, str]]:
+    def show(v, note):
+        return format_value(v, style) if style == "hex" else f"{format_value(v, style)}  ({note})"
+
+    fields = ("S" * int(fmt.signed) + " " + "E" * fmt.exp_bits + " " + "M" * fmt.man_bits).strip()
+    sign = f"sign {int(fmt.signed)} + " if fmt.signed else "no sign, "
+    card = [
+        ("layout", f"{layout(fmt)}: {sign}exponent {fmt.exp_bits} + mantissa {fmt.man_bits} = {fmt.bits} bits"),
+        ("bit fields", fields),
+        ("bias", str(fmt.bias)),
+        ("emax, emin", f"{fmt.emax}, {fmt.emin}"),
+        ("max", show(fmt.max, _power_of_two(fmt.max))),
+        ("min normal", show(fmt.min_normal, _power_of_two(fmt.min_normal))),
+        ("min subnormal", show(fmt.min_subnormal, _power_of_two(fmt.min_subnormal))
+         + ("" if fmt.subnormals else "  (no subnormals: the min normal)")),
+        ("eps", show(fmt.eps, _power_of_two(fmt.eps))),
+        ("subnormals", "yes" if fmt.subnormals else "no"),
+    ]
+    inf = "none"
+    if fmt.has_inf:
+        inf = f"+inf {hex_code(fmt.inf_code, fmt.bits)}"
+        if fmt.signed:
+            inf += f", -inf {hex_code(fmt.inf_code | fmt.sign_mask, fmt.bits)}"
+    zero = "none" if not fmt.has_zero else hex_code(0, fmt.bits)
+    card += [
+        ("inf", inf),
+        ("NaN", _nan_codes(fmt)),
+        ("zero", zero),
+        ("-0", hex_code(fmt.sign_mask, fmt.bits) if fmt.has_negative_zero else "none"),
+        ("specials", f"{fmt.specials}: {_SPECIALS_NOTE[fmt.specials]}"),
+        ("dynamic range", f"{math.log2(fmt.max / fmt.min_subnormal):.2f} binades  (log2(max / min subnormal))"),
+    ]
+    return card
+
+
+def _int_card(fmt, style: str) -> list[tuple[str, str]]:
+    kind = "two's complement" if fmt.signed else "unsigned"
+    card = [
+        ("layout", f"{layout(fmt)}: {fmt.bits}-bit {kind}" + (", symmetric (no most negative value)" if fmt.narrow else "")),
+        ("range", f"[{fmt.min}, {fmt.max}]"),
+        ("max", str(fmt.max)),
+        ("min", str(fmt.min)),
+    ]
+    if fmt.signed:
+        top = (1 << fmt.bits) - 1
+        half = 1 << (fmt.bits - 1)
+        card.append(("codes", f"{hex_code(0, fmt.bits)}..{hex_code(half - 1, fmt.bits)} are 0..{fmt.max}, "
+                     f"{hex_code(half, fmt.bits)}..{hex_code(top, fmt.bits)} are {-half}..-1"
+                     + (f" ({hex_code(half, fmt.bits)} is never produced)" if fmt.narrow else "")))
+    card += [
+        ("rounding", "by the rounding mode, then clamped to the range"),
+        ("dynamic range", f"{math.log2(fmt.max):.2f} binades  (log2(max / 1))" if fmt.max > 1 else "0 binades"),
+    ]
+    return card
+
+
+def _codebook_card(fmt, style: str) -> list[tuple[str, str]]:
+    values = fmt.values()
+    nonzero = [abs(v) for v in values if v != 0]
+    return [
+        ("layout", f"{fmt.bits}-bit index into a table of {len(values)} values"),
+        ("max", format_value(fmt.max, style)),
+        ("values", ", ".join(format_value(v, style) for v in values)),
+        ("dynamic range", f"{math.log2(fmt.max / min(nonzero)):.2f} binades  (log2(max / smallest non-zero))"),
+    ]
