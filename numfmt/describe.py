@@ -113,10 +113,10 @@ def card(fmt, style: str = "repr") -> list[tuple[str, str]]:
 
 
 def aliases(fmt) -> list[str]:
-    """The other names ``numfmt.get`` knows ``fmt`` by."""
-    # formats keeps the alias table private; read it without failing if it moves.
-    aliases = getattr(_formats, "_ALIASES", {})
-    return sorted(a for a, target in aliases.items() if target == fmt.name and a != fmt.name)
+    """The other names ``numfmt.get`` knows ``fmt`` by (none for unregistered formats)."""
+    if fmt.name not in _formats.names():
+        return []
+    return _formats.aliases(fmt.name)
 
 
 def _code_ranges(lo: int, hi: int, sign_mask: int, bits: int) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "get",
     "register",
     "names",
+    "aliases",
     "FP32",
     "FP16",
     "BF16",
@@ -584,6 +585,12 @@ def get(name) -> Format:
         f"unknown format {name!r}.{hint} Known formats: {', '.join(names())}; "
         f"also intN / uintN for N = 1..32."
     )
+
+
+def aliases(name) -> list[str]:
+    """The other names under which the format ``name`` is registered (sorted)."""
+    fmt = get(name)
+    return sorted(a for a, canonical in _ALIASES.items() if canonical == fmt.name and a != fmt.name)
 
 
 def close_names(name: str) -> list[str]:
