@@ -49,6 +49,10 @@ def decode_float(codes, fmt: FloatFormat, lay):
     sig = jnp.where(normal, M | U(1 << p), M if fmt.subnormals else U(0))
     k = jnp.where(normal, E, S(1)) - S(fmt.bias + p)
     bits = compose(sig, k, lay)
+    if not fmt.has_negative_zero:
+        # A format without -0 (FNUZ) reads every zero-valued code as +0, also the
+        # sign-bit codes of a flushed subnormal field.
+        sign = sign & (sig != 0)
     bits = jnp.where(sign, bits | U(1 << (lay.width - 1)), bits)
     out = lax.bitcast_convert_type(bits, lay.dtype)
     if fmt.has_inf:
@@ -88,7 +92,7 @@ def table_value(fmt, code):
             return -np.inf if neg else np.inf
         return np.nan
     v = float(fmt.value_of(mag))
-    return -v if neg else v
+    return -v if neg and (v != 0 or fmt.has_negative_zero) else v
 
 
 def check_codes(codes):

@@ -98,6 +98,10 @@ def settle(C, sign, sig, is_nan, is_inf, fmt: FloatFormat, rounding, saturate, U
     overflow = (C > max_code) & ~(is_nan | is_inf)
     raw_nonzero = C != 0
     C = jnp.minimum(C, max_code)
+    # An infinite input's bits read as a finite code (2**128 for float32), which a
+    # format whose range reaches that far would keep: where inf becomes a finite
+    # value (saturate, or no inf and no NaN) that value is the largest.
+    C = jnp.where(is_inf, max_code, C)
     to_inf = jnp.zeros_like(sign) if saturate else _rounding.overflows_to_infinity(rounding, sign)
     to_infinity = (overflow & to_inf) | is_inf
     nan = jnp.zeros_like(sign)

@@ -111,8 +111,9 @@ def stochastic_increment(rem, d, rand, rbits, variant):
       fraction is cut to r bits: ``variant="truncate"`` floors it (probability
       ``floor(f * 2**r) / 2**r``, biased toward zero by less than ``2**-r``; what an adder
       of r random bits does), ``variant="unbiased"`` rounds it to nearest, ties to even
-      (the IEEE P3109 definition; E[result] = x exactly when f has at most r + 1 bits and
-      on average otherwise). Round up iff ``R + T_r >= 2**r``.
+      (the IEEE P3109 definition; E[result] = x exactly when f has at most r bits, and
+      on average over fractions otherwise, since the ties that round up and down
+      balance). Round up iff ``R + T_r >= 2**r``.
     """
     dt = rem.dtype
     width = dt.itemsize * 8
