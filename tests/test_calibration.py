@@ -1,0 +1,156 @@
+"""Tests of numfmt.calibration: the clip-choosing methods and the min/max observer."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from numfmt import calibration as cal
+from numfmt.scaled import quantize_scaled
+
+
+@pytest.fixture(scope="module")
+def gaussian_with_outliers():
+    # 2**20 standard normal values and three 100-sigma outliers: the outliers' clipping
+    # cost (3 * 96**2 / 2**20 = 0.026) is below absmax's INT8 rounding noise (0.052).
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(2**20).astype(np.float32)
+    x[[10, 5000, 70000]] = [100.0, -100.0, 100.0]
+    return jnp.asarray(x)
+
+
+def _mse(x, fmt, calibration):
+    q = quantize_scaled(x, fmt, calibration=calibration)
+    return float(jnp.mean((q.dequantize() - x) ** 2))
+
+
+# Margins: every method must cut absmax's MSE at least this much.
+MARGIN = {"int8": 0.6, "int4": 0.1}
+
+
+@pytest.mark.parametrize("fmt", ["int8", "int4"])
+def test_each_method_beats_absmax_on_outliers(gaussian_with_outliers, fmt):
+    x = gaussian_with_outliers
+    base = _mse(x, fmt, "absmax")
+    for method in ("percentile", "mse", "kl"):
+        err = _mse(x, fmt, method)
+        assert err < MARGIN[fmt] * base, (method, err, base)
+    clip = float(cal.calibrate(x, fmt, "percentile"))
+    assert 3.5 < clip < 4.5  # the 99.99th percentile of |N(0, 1)| is 3.89
+
+
+def test_absmax_ignores_non_finite_values():
+    x = jnp.asarray([[1.0, -3.0, jnp.nan], [jnp.inf, 0.5, -0.25]], jnp.float32)
+    assert float(cal.calibrate(x, "int8")) == 3.0
+    np.testing.assert_array_equal(cal.calibrate(x, "int8", axis=1), [3.0, 0.5])
+    lo, hi = cal.calibrate(x, "uint8", axis=1, keepdims=True, symmetric=False)
+    np.testing.assert_array_equal(lo, [[-3.0], [-0.25]])
+    np.testing.assert_array_equal(hi, [[1.0], [0.5]])
+    assert float(cal.calibrate(jnp.full((4,), jnp.nan), "int8")) == 0.0
+
+
+def test_percentile_matches_numpy_per_axis():
+    x = np.random.default_rng(1).standard_normal((3, 1000)).astype(np.float32)
+    c = cal.calibrate(jnp.asarray(x), "int8", "percentile", axis=1, percentile=99.0, keepdims=True)
+    assert c.shape == (3, 1)
+    np.testing.assert_allclose(c[:, 0], np.percentile(np.abs(x), 99.0, axis=1), rtol=1e-5)
+    lo, hi = cal.calibrate(jnp.asarray(x), "int8", "percentile", percentile=90.0, symmetric=False)
+    np.testing.assert_allclose([lo, hi], np.percentile(x, [10.0, 90.0]), rtol=1e-5)
+
+
+def test_mse_search_is_the_best_ratio_on_its_grid():
+    x = jnp.asarray(np.random.default_rng(2).laplace(size=4096), jnp.float32)
+    c = float(cal.calibrate(x, "int4", "mse", num_ratios=20))
+    amax = float(jnp.max(jnp.abs(x)))
+    errs = {k: _mse(x, "int4", k / 20 * amax) for k in range(1, 21)}
+    best = min(errs, key=errs.get)
+    assert c == pytest.approx(best / 20 * amax, rel=1e-6)
+    # per-channel: one clip per row, and shapes follow axis / keepdims
+    c2 = cal.calibrate(x.reshape(4, 1024), "int8", "mse", axis=1, num_ratios=10)
+    assert c2.shape == (4,)
+    lo, hi = cal.calibrate(x.reshape(4, 1024), "uint8", "mse", axis=1, symmetric=False, num_ratios=10)
+    assert lo.shape == hi.shape == (4,) and np.all(np.asarray(lo) <= 0) and np.all(np.asarray(hi) >= 0)
+
+
+def test_mse_on_uniform_data_keeps_nearly_everything():
+    x = jnp.asarray(np.random.default_rng(3).uniform(-1, 1, 10000), jnp.float32)
+    assert float(cal.calibrate(x, "int8", "mse")) >= 0.95 * float(jnp.max(jnp.abs(x)))
+
+
+def test_kl_threshold_is_inside_the_range():
+    x = jnp.asarray(np.random.default_rng(4).standard_normal(50000), jnp.float32)
+    c = float(cal.calibrate(x, "int8", "kl", kl_stride=4))
+    assert 2.0 < c <= float(jnp.max(jnp.abs(x)))
+    assert float(cal.calibrate(jnp.zeros(100), "int8", "kl")) == 0.0
+
+
+def test_callable_calibration_in_quantize_scaled():
+    x = jnp.asarray(np.random.default_rng(5).standard_normal((2, 256)), jnp.float32)
+    f = functools.partial(cal.calibrate, method="percentile", percentile=99.0)
+    q = quantize_scaled(x, "int8", axis=1, calibration=f)
+    np.testing.assert_allclose(q.scale[:, 0] * 127, cal.calibrate(x, "int8", "percentile", axis=1, percentile=99.0),
+                               rtol=1e-6)
+
+
+def test_calibrate_bad_input():
+    x = jnp.ones((4, 8), jnp.float32)
+    with pytest.raises(ValueError, match="method must be one of"):
+        cal.calibrate(x, "int8", "entropy")
+    with pytest.raises(ValueError, match="percentile must be in"):
+        cal.calibrate(x, "int8", "percentile", percentile=0)
+    with pytest.raises(ValueError, match="num_ratios must be an int >= 1"):
+        cal.calibrate(x, "int8", "mse", num_ratios=0)
+    with pytest.raises(ValueError, match="signed integer formats"):
+        cal.calibrate(x, "e4m3", "kl")
+    with pytest.raises(ValueError, match="one range per tensor"):
+        cal.calibrate(x, "int8", "kl", axis=1)
+    with pytest.raises(ValueError, match="symmetric only"):
+        cal.calibrate(x, "int8", "kl", symmetric=False)
+    with pytest.raises(ValueError, match="bins must be an int >= fmt.max"):
+        cal.calibrate(x, "int8", "kl", bins=64)
+    with pytest.raises(ValueError, match="axis=5 is out of range"):
+        cal.calibrate(x, "int8", axis=5)
+    with pytest.raises(ValueError, match="needs an IntFormat"):
+        cal.calibrate(x, "e4m3", symmetric=False)
+    with pytest.raises(TypeError, match="floating-point"):
+        cal.calibrate(jnp.ones(4, jnp.int32), "int8")
+    with pytest.raises(ValueError, match="x is empty"):
+        cal.calibrate(jnp.ones((0,), jnp.float32), "int8")
+
+
+# ---- observer -----------------------------------------------------------------------------
+
+
+def test_observer_first_batch_then_moving_average():
+    s = cal.minmax_init()
+    s = cal.minmax_update(s, jnp.asarray([-1.0, 2.0]))
+    assert (float(s.min), float(s.max), int(s.count)) == (-1.0, 2.0, 1)
+    s = cal.minmax_update(s, jnp.asarray([-3.0, 4.0]), momentum=0.5)
+    assert (float(s.min), float(s.max), int(s.count)) == (-2.0, 3.0, 2)
+    assert float(cal.minmax_range(s)) == 3.0
+    lo, hi = cal.minmax_range(s, symmetric=False)
+    assert (float(lo), float(hi)) == (-2.0, 3.0)
+    s2 = cal.minmax_update(s, jnp.asarray([jnp.nan, jnp.inf]))
+    assert (float(s2.min), float(s2.max), int(s2.count)) == (-2.0, 3.0, 2)  # nothing finite: unchanged
+
+
+def test_observer_under_scan_and_per_channel():
+    batches = jnp.asarray(np.random.default_rng(6).standard_normal((10, 3, 16)), jnp.float32)
+    update = jax.jit(functools.partial(cal.minmax_update, axis=1))
+
+    def body(s, b):
+        return update(s, b), None
+
+    s, _ = jax.lax.scan(body, cal.minmax_init((3, 1)), batches)
+    ref_min = np.asarray(batches[0]).min(1, keepdims=True)
+    for b in np.asarray(batches[1:]):
+        ref_min = ref_min + np.float32(0.01) * (b.min(1, keepdims=True) - ref_min)
+    np.testing.assert_allclose(s.min, ref_min, rtol=1e-6)
+    q = quantize_scaled(batches[-1].T, "int8", axis=0, calibration=s._replace(min=s.min.T, max=s.max.T))
+    assert q.scale.shape == (1, 3)
+    with pytest.raises(ValueError, match="the batch reduces to shape"):
+        cal.minmax_update(cal.minmax_init(), batches[0], axis=1)
+    with pytest.raises(ValueError, match="momentum must be in"):
+        cal.minmax_update(cal.minmax_init(), batches[0], momentum=0.0)

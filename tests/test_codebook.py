@@ -1,0 +1,163 @@
+"""Tests of numfmt.codebook: k-means codebooks, QAT update, pruning, Huffman accounting; NF4."""
+
+import statistics
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numfmt.formats as F
+from numfmt.codebook import (
+    CodebookArray,
+    centroid_grads,
+    huffman_code_lengths,
+    kmeans_qat_update,
+    kmeans_quantize,
+    magnitude_prune,
+    storage_report,
+)
+from numfmt.scaled import quantize_scaled
+
+CENTERS = np.array([-3.0, -1.0, 2.0, 5.0])
+
+
+@pytest.fixture(scope="module")
+def clustered():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(c, 0.05, 500) for c in CENTERS]).astype(np.float32)
+    return jnp.asarray(rng.permutation(x))
+
+
+@pytest.mark.parametrize("init", ["linear", "quantile"])
+def test_recovers_obvious_clusters(clustered, init):
+    q = kmeans_quantize(clustered, 2, init=init)
+    np.testing.assert_allclose(q.codebook, CENTERS, atol=0.02)
+    x = np.asarray(clustered)
+    expected = np.argmin(np.abs(x[:, None] - CENTERS[None, :]), axis=1)
+    np.testing.assert_array_equal(q.labels, expected)
+    assert q.labels.dtype == jnp.uint8 and q.labels.shape == x.shape
+
+
+def test_kmeans_beats_linear_int4_on_gaussian():
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((256, 256)), jnp.float32)
+    km = kmeans_quantize(x, 4)
+    lin = quantize_scaled(x, "int4")
+    mse_km = float(jnp.mean((km.dequantize() - x) ** 2))
+    mse_lin = float(jnp.mean((lin.dequantize() - x) ** 2))
+    assert mse_km < 0.5 * mse_lin
+    # Lloyd's iterations never increase the error.
+    errs = [float(jnp.mean((kmeans_quantize(x, 4, iters=n).dequantize() - x) ** 2)) for n in (0, 2, 10)]
+    assert errs[0] >= errs[1] >= errs[2] >= mse_km
+
+
+def test_nf4_matches_qlora_construction():
+    # QLoRA (Dettmers et al. 2023) §3: quantiles of N(0, 1) at 8 evenly spaced
+    # probabilities from 0.9677 down to 1/2 (positive side, 8 values) and 7 (negative
+    # side), plus an exact zero, normalized to [-1, 1].
+    ppf = statistics.NormalDist().inv_cdf
+    offset = 0.9677083
+    pos = [ppf(p) for p in np.linspace(offset, 0.5, 9)[:-1]]
+    neg = [-ppf(p) for p in np.linspace(offset, 0.5, 8)[:-1]]
+    values = np.sort(np.array(pos + [0.0] + neg))
+    values = values / values.max()
+    assert F.NF4.bits == 4 and len(F.NF4.table) == 16
+    np.testing.assert_allclose(F.NF4.values(), values, rtol=0, atol=5e-7)
+    assert F.NF4.table[7] == 0.0 and F.NF4.table[0] == -1.0 and F.NF4.table[15] == 1.0
+
+
+def test_kmeans_under_jit_and_nbytes():
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((64, 64)), jnp.float32)
+    q = jax.jit(kmeans_quantize, static_argnums=1)(x, 3)
+    assert isinstance(q, CodebookArray)
+    np.testing.assert_array_equal(q.dequantize(), kmeans_quantize(x, 3).dequantize())
+    assert q.nbytes == 64 * 64 * 3 // 8 + 8 * 4
+    assert np.all(np.diff(np.asarray(q.codebook)) > 0)
+
+
+def test_qat_gradient_is_summed_per_cluster():
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal(1000), jnp.float32)
+    target = jnp.asarray(rng.standard_normal(1000), jnp.float32)
+    q = kmeans_quantize(x, 3)
+
+    def loss(codebook):
+        w = codebook[q.labels.astype(jnp.int32)]
+        return jnp.sum((w - target) ** 2) / 2
+
+    g_auto = jax.grad(loss)(q.codebook)
+    g_weights = q.dequantize() - target  # dL/dw
+    np.testing.assert_allclose(centroid_grads(g_weights, q.labels, 8), g_auto, rtol=1e-5, atol=1e-5)
+    q2 = kmeans_qat_update(q, g_weights, lr=1e-3)
+    assert float(loss(q2.codebook)) < float(loss(q.codebook))
+    np.testing.assert_array_equal(q2.labels, q.labels)
+
+
+def test_pruning_and_compression_ratio():
+    x = jnp.asarray(np.random.default_rng(4).standard_normal((128, 128)), jnp.float32)
+    mask = magnitude_prune(x, 0.9)
+    assert abs(float(jnp.mean(mask)) - 0.1) < 0.01
+    q = kmeans_quantize(x, 4, mask=mask)
+    assert q.pruned and float(q.codebook[0]) == 0.0
+    d = np.asarray(q.dequantize())
+    assert np.all(d[~np.asarray(mask)] == 0) and np.all(d[np.asarray(mask)] != 0)
+    q2 = kmeans_qat_update(q, jnp.ones_like(x), lr=0.1)
+    assert float(q2.codebook[0]) == 0.0  # pruned weights stay pruned
+    r = storage_report(q)
+    assert r.n == 128 * 128 and r.kept == int(jnp.sum(mask))
+    assert r.bits_fixed == pytest.approx(4 + 16 * 32 / r.n)
+    assert r.entropy_bits <= r.bits_huffman - 16 * 32 / r.n <= r.entropy_bits + 1
+    assert r.ratio_huffman > 32 / 4 * 1.5  # pruning pays off through the Huffman code
+    dense = storage_report(kmeans_quantize(x, 4))
+    assert dense.ratio_fixed == pytest.approx(32 / dense.bits_fixed)
+    assert r.ratio_huffman > dense.ratio_huffman
+
+
+def test_huffman_known_answer_and_single_symbol():
+    np.testing.assert_array_equal(huffman_code_lengths([1, 1, 2, 4]), [3, 3, 2, 1])
+    np.testing.assert_array_equal(huffman_code_lengths([0, 5, 0]), [0, 1, 0])
+    np.testing.assert_array_equal(huffman_code_lengths([3, 0, 3]), [1, 0, 1])
+    with pytest.raises(ValueError, match="non-negative"):
+        huffman_code_lengths([1, -1])
+
+
+@settings(deadline=None)
+@given(st.lists(st.integers(0, 1000), min_size=2, max_size=40).filter(lambda c: sum(1 for v in c if v) >= 2))
+def test_huffman_is_a_prefix_code_within_one_bit_of_entropy(counts):
+    counts = np.asarray(counts)
+    lengths = huffman_code_lengths(counts)
+    used = counts > 0
+    assert np.all(lengths[~used] == 0)
+    assert sum(2.0 ** -lengths[used]) == pytest.approx(1.0)  # Kraft equality: a full tree
+    p = counts[used] / counts.sum()
+    entropy = -np.sum(p * np.log2(p))
+    avg = np.sum(p * lengths[used])
+    assert entropy - 1e-9 <= avg < entropy + 1
+
+
+def test_bad_input():
+    x = jnp.ones(16, jnp.float32)
+    for bits in (0, 9, 16):
+        with pytest.raises(ValueError, match=r"bits must be in \[1, 8\]"):
+            kmeans_quantize(x, bits)
+    with pytest.raises(TypeError, match="bits must be an int"):
+        kmeans_quantize(x, 2.0)
+    with pytest.raises(ValueError, match="init must be one of"):
+        kmeans_quantize(x, 2, init="random")
+    with pytest.raises(ValueError, match="iters must be an int"):
+        kmeans_quantize(x, 2, iters=-1)
+    with pytest.raises(ValueError, match="mask must have the shape"):
+        kmeans_quantize(x, 2, mask=jnp.ones(8, bool))
+    with pytest.raises(ValueError, match="needs bits >= 2"):
+        kmeans_quantize(x, 1, mask=jnp.ones(16, bool))
+    with pytest.raises(TypeError, match="floating-point"):
+        kmeans_quantize(jnp.ones(16, jnp.int32), 2)
+    with pytest.raises(ValueError, match="sparsity must be in"):
+        magnitude_prune(x, 1.0)
+
+
+def test_constant_input_is_exact():
+    q = kmeans_quantize(jnp.full((10,), 2.5, jnp.float32), 2)
+    np.testing.assert_array_equal(q.dequantize(), jnp.full((10,), 2.5))
