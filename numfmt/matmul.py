@@ -1,0 +1,452 @@
+"""Quantized matrix products: :class:`MatmulConfig`, :func:`qmatmul`, :func:`dot_general`.
+
+A product ``y = lhs . rhs`` is computed in three steps, each set by the config:
+
+1. **Operands.** Each operand is quantized by its :class:`OperandSpec`: an element
+   format, a scaling granularity along the contraction axis (none, per tensor, per
+   channel, or per block of ``block_size`` contraction elements), a scale format with
+   its rounding policy, and a rounding mode (:mod:`numfmt.scaled` does the work).
+2. **Accumulation.** With a plain FP32 :class:`~numfmt.accumulator.Accumulator` (the
+   fast path) the dequantized operands go to one native matmul. Otherwise the sum is
+   emulated (:func:`numfmt.accumulator.accumulate`): chunk sums of ``dot_width``
+   element products, rounded into the accumulator format, promoted to FP32 every
+   ``promotion_interval`` elements. Scales that vary along the contraction (block
+   scales) multiply each interval's sum as it is promoted, or each chunk sum when
+   there is no promotion; scales that do not (tensor, channel) multiply the result.
+3. **Output.** The float32 result is rounded into ``output`` when it is set.
+
+:func:`dot_general` has :func:`jax.lax.dot_general`'s signature, so
+``functools.partial(nf.dot_general, config=cfg)`` drops into a flax or equinox layer
+that takes a ``dot_general``. Its gradient is a ``custom_vjp``: the two backward
+products are computed the same way, with the cotangent quantized by ``config.grad``,
+the saved operands quantized again by their forward specs along the backward
+contraction axis (as microxcaling does for MX formats), and ``grad_accumulator``.
+Ready configs are in :mod:`numfmt.matmul_profiles`. docs/matmul.md gives the model, the
+profiles and the measurements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from numfmt import codec as _codec
+from numfmt import formats as _formats
+from numfmt import rounding as _rounding
+from numfmt import scaled as _scaled
+from numfmt.accumulator import Accumulator, accumulate
+from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
+from numfmt.mx import nvfp4_quantize as _nvfp4_quantize
+
+__all__ = [
+    "GRANULARITIES",
+    "MatmulConfig",
+    "OperandSpec",
+    "dot_general",
+    "qmatmul",
+]
+
+GRANULARITIES = ("none", "tensor", "channel", "block")
+_HI = lax.Precision.HIGHEST
+
+
+@dataclasses.dataclass(frozen=True)
+class OperandSpec:
+    """How one operand of a product is quantized.
+
+    Args:
+      fmt: element format (a format object or a name).
+      granularity: which values share a scale, along the contraction axis:
+        ``"none"`` (no scale: ``quantize(x, fmt)``), ``"tensor"`` (one scale),
+        ``"channel"`` (one per row of the lhs / column of the rhs, shared along the
+        contraction) or ``"block"`` (``block_size`` consecutive contraction elements).
+      block_size: for ``"block"``: must divide the contraction length (no padding).
+      scale_fmt: the scales' format (FP32, BF16, E8M0, E4M3, ...).
+      scale_rounding: ``"floor"``, ``"ceil"`` or ``"nearest"`` (:mod:`numfmt.scaled`);
+        None: floor for power-of-two scale formats (OCP MX), nearest otherwise.
+      rounding: the element rounding mode (``"stochastic"`` needs ``key=``).
+      symmetric: False gives affine integers with a zero point (IntFormat only).
+      two_level: NVFP4's second level, an FP32 tensor scale over E4M3 block scales
+        (needs E2M1 elements, E4M3 scales, ``"block"``).
+      saturate: with ``"none"``, whether values past ``fmt.max`` saturate (scaled
+        elements always saturate).
+    """
+
+    fmt: object = _formats.FP32
+    granularity: str = dataclasses.field(default="none", kw_only=True)
+    block_size: int | None = dataclasses.field(default=None, kw_only=True)
+    scale_fmt: object = dataclasses.field(default=_formats.FP32, kw_only=True)
+    scale_rounding: str | None = dataclasses.field(default=None, kw_only=True)
+    rounding: str = dataclasses.field(default="nearest_even", kw_only=True)
+    symmetric: bool = dataclasses.field(default=True, kw_only=True)
+    two_level: bool = dataclasses.field(default=False, kw_only=True)
+    saturate: bool = dataclasses.field(default=True, kw_only=True)
+
+    def __post_init__(self):
+        fmt = _formats.get(self.fmt)
+        scale_fmt = _formats.get(self.scale_fmt)
+        object.__setattr__(self, "fmt", fmt)
+        object.__setattr__(self, "scale_fmt", scale_fmt)
+        object.__setattr__(self, "rounding", _rounding.check_rounding(self.rounding))
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
+        if self.granularity == "block":
+            bs = self.block_size
+            if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+                raise ValueError(f"granularity='block' needs block_size, a positive int; got {bs!r}")
+        elif self.block_size is not None:
+            raise ValueError(f"block_size is for granularity='block', got granularity={self.granularity!r}")
+        if not isinstance(scale_fmt, FloatFormat):
+            raise ValueError(f"scale_fmt must be a float format, got {scale_fmt.name}")  # noqa: TRY004
+        if self.scale_rounding is not None and self.scale_rounding not in _scaled.SCALE_ROUNDINGS:
+            raise ValueError(f"scale_rounding must be one of {_scaled.SCALE_ROUNDINGS} or None, "
+                             f"got {self.scale_rounding!r}")
+        if not self.symmetric and not (isinstance(fmt, IntFormat) and self.granularity in ("tensor", "channel")):
+            raise ValueError("symmetric=False (a zero point) needs an IntFormat with granularity 'tensor' or 'channel'")
+        if self.two_level and not (self.granularity == "block" and fmt == _formats.E2M1
+                                   and scale_fmt == _formats.E4M3):
+            raise ValueError("two_level scaling is NVFP4's: E2M1 elements, E4M3 scales, granularity='block'")
+        if isinstance(fmt, CodebookFormat) and self.rounding not in ("nearest_even", "nearest_away"):
+            raise ValueError(f"codebook format {fmt.name} supports nearest rounding only")
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether quantizing a float32 array by this spec changes nothing."""
+        return self.granularity == "none" and self.fmt == _formats.FP32 and self.rounding == "nearest_even"
+
+
+def _spec(value, arg):
+    if isinstance(value, OperandSpec):
+        return value
+    if isinstance(value, (str, _formats.Format)):
+        return OperandSpec(value)
+    raise TypeError(f"{arg} must be an OperandSpec or a format, got {type(value).__name__}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MatmulConfig:
+    """Everything that decides how a quantized product is computed; hashable, frozen.
+
+    Args:
+      lhs, rhs: :class:`OperandSpec` of each operand (a format is taken as
+        ``OperandSpec(fmt)``).
+      accumulator: the :class:`~numfmt.accumulator.Accumulator` of the forward product.
+      output: a format the result is rounded into (nearest even), or None (float32).
+      grad: the spec of the cotangent in both backward products (e.g. E5M2 with
+        ``rounding="stochastic"``), or None: not quantized.
+      grad_accumulator: the accumulator of the backward products (default: FP32).
+    """
+
+    lhs: object = OperandSpec()
+    rhs: object = OperandSpec()
+    accumulator: Accumulator = Accumulator()  # noqa: RUF009 (frozen, so sharing it is safe)
+    output: object = None
+    grad: object = None
+    grad_accumulator: Accumulator | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "lhs", _spec(self.lhs, "lhs"))
+        object.__setattr__(self, "rhs", _spec(self.rhs, "rhs"))
+        if self.grad is not None:
+            object.__setattr__(self, "grad", _spec(self.grad, "grad"))
+        for name in ("accumulator", "grad_accumulator"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Accumulator):
+                raise TypeError(f"{name} must be an Accumulator, got {type(value).__name__}")
+        if self.accumulator is None:
+            raise TypeError("accumulator must be an Accumulator")
+        if self.output is not None:
+            object.__setattr__(self, "output", _formats.get(self.output))
+        for acc in (self.accumulator, self.grad_accumulator):
+            if acc is not None and acc.is_int:
+                for side in (self.lhs, self.rhs):
+                    if not isinstance(side.fmt, IntFormat):
+                        raise ValueError(f"an integer accumulator needs integer operands, got {side.fmt.name}")  # noqa: TRY004
+
+    def uses_stochastic(self) -> bool:
+        specs = [self.lhs, self.rhs] + ([self.grad] if self.grad is not None else [])
+        accs = [a for a in (self.accumulator, self.grad_accumulator) if a is not None]
+        return any(s.rounding == "stochastic" for s in specs) or any(a.rounding == "stochastic" for a in accs)
+
+
+# ---- operands ---------------------------------------------------------------------------------
+
+
+class _Operand(NamedTuple):
+    elem: jax.Array  # element values, (B, R, K): float32, or int32 for integer elements
+    kscale: jax.Array | None  # block scales (B, R, K // block), or None
+    escale: jax.Array | None  # scales constant along K: () or (B, R), or None
+    deq: jax.Array  # the dequantized operand, float32 (B, R, K)
+
+
+def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
+    """Quantize a canonical ``(B, R, K)`` float32 operand, contraction axis last."""
+    fmt = spec.fmt
+    key = key if spec.rounding == "stochastic" else None
+    if spec.granularity == "none":
+        q = x if spec.is_identity else _codec.quantize(x, fmt, spec.rounding, key=key, saturate=spec.saturate)
+        elem = q.astype(jnp.int32) if isinstance(fmt, IntFormat) else q
+        return _Operand(elem, None, None, q)
+    if spec.two_level:
+        qa = _nvfp4_quantize(x, axis=2, block_size=spec.block_size, rounding=spec.rounding, key=key)
+    else:
+        qa = _scaled.quantize_scaled(
+            x, fmt, axis=None if spec.granularity == "tensor" else 2, block_size=spec.block_size,
+            scale_fmt=spec.scale_fmt, symmetric=spec.symmetric, rounding=spec.rounding, key=key,
+            scale_rounding=spec.scale_rounding)
+    vals = _codec.decode(qa.codes, qa.fmt, jnp.float32)
+    if isinstance(qa.fmt, IntFormat) and qa.elem_scale == 1.0:
+        elem = vals.astype(jnp.int32)
+        if qa.zero_point is not None:
+            elem = elem - jnp.asarray(qa.zero_point, jnp.int32)
+    else:
+        elem = vals * jnp.float32(qa.elem_scale) if qa.elem_scale != 1.0 else vals
+    scale = jnp.asarray(qa.scale, jnp.float32)
+    if spec.granularity == "block":
+        kscale, escale = scale, qa.tensor_scale
+    else:
+        kscale, escale = None, scale.reshape(scale.shape[:2]) if scale.ndim else scale
+    return _Operand(elem, kscale, escale, qa.dequantize(jnp.float32))
+
+
+def _check_block(K, spec, what):
+    if spec.granularity == "block" and K % spec.block_size:
+        raise ValueError(
+            f"{what}: the contraction length {K} is not divisible by block_size={spec.block_size}; "
+            f"numfmt does not pad: pad the contraction axis of both operands with zeros to a multiple "
+            f"of {spec.block_size}")
+
+
+def _per_unit(kscale, block, unit):
+    """Block scales ``(B, R, K // block)`` repeated to one per ``unit`` elements, unit-major."""
+    rep = jnp.repeat(kscale, block // unit, axis=2)
+    return jnp.moveaxis(rep, 2, 0)
+
+
+def _emulated(lo: _Operand, ro: _Operand, lspec, rspec, acc: Accumulator, key):
+    a, b = lo.elem, ro.elem
+    if acc.is_int:
+        if a.dtype != jnp.int32 or b.dtype != jnp.int32:
+            raise ValueError("an integer accumulator needs integer elements (IntFormat operands, not MX integers)")
+    else:
+        a, b = a.astype(jnp.float32), b.astype(jnp.float32)
+    K = a.shape[-1]
+    P = acc.promotion_interval
+    unit = P or acc.dot_width
+    blocked = [(o, s) for o, s in ((lo, lspec), (ro, rspec)) if o.kscale is not None]
+    for _, s in blocked:
+        if s.block_size % unit:
+            what = f"promotion_interval={P}" if P else f"dot_width={acc.dot_width}"
+            raise ValueError(f"block_size={s.block_size} must be a multiple of {what}, so that each "
+                             f"{'interval' if P else 'chunk'} of the contraction shares one scale")
+    pad = (-K) % unit
+    if pad:
+        a = jnp.pad(a, ((0, 0), (0, 0), (0, pad)))
+        b = jnp.pad(b, ((0, 0), (0, 0), (0, pad)))
+    chunk_scale = interval_scale = None
+    if blocked:
+        n_units = (K + pad) // unit
+        sa = (_per_unit(lo.kscale, lspec.block_size, unit) if lo.kscale is not None
+              else jnp.ones((n_units,) + a.shape[:2], jnp.float32))
+        sb = (_per_unit(ro.kscale, rspec.block_size, unit) if ro.kscale is not None
+              else jnp.ones((n_units,) + b.shape[:2], jnp.float32))
+        if P:
+            interval_scale = (sa, sb)
+        elif acc.is_int:
+            raise ValueError("block scales with an integer accumulator need a promotion_interval")
+        else:
+            chunk_scale = (sa, sb)
+    return accumulate(a, b, acc, chunk_scale=chunk_scale, interval_scale=interval_scale, key=key).astype(jnp.float32)
+
+
+def _fold(key, i):
+    return None if key is None else jax.random.fold_in(key, i)
+
+
+def _product(l, r, lspec, rspec, acc: Accumulator, output, key):
+    """``(B, M, K) x (B, N, K) -> (B, M, N)`` float32, quantized as the specs say."""
+    lo = _quantize_operand(l, lspec, _fold(key, 0))
+    ro = _quantize_operand(r, rspec, _fold(key, 1))
+    dims = (((2,), (2,)), ((0,), (0,)))
+    if acc.native and not acc.is_int:
+        y = lax.dot_general(lo.deq, ro.deq, dims, precision=_HI, preferred_element_type=jnp.float32)
+    else:
+        if acc.native:  # INT32: the exact int32 matmul (wraps past 2**31, as the hardware does)
+            if lo.kscale is not None or ro.kscale is not None:
+                raise ValueError("block scales with an integer accumulator need a promotion_interval")
+            if lo.elem.dtype != jnp.int32 or ro.elem.dtype != jnp.int32:
+                raise ValueError("an integer accumulator needs integer elements")
+            y = lax.dot_general(lo.elem, ro.elem, dims, preferred_element_type=jnp.int32).astype(jnp.float32)
+        else:
+            y = _emulated(lo, ro, lspec, rspec, acc, _fold(key, 2))
+        if lo.escale is not None:
+            y = y * (lo.escale[..., :, None] if jnp.ndim(lo.escale) else lo.escale)
+        if ro.escale is not None:
+            y = y * (ro.escale[..., None, :] if jnp.ndim(ro.escale) else ro.escale)
+    if output is not None:
+        y = _codec.quantize(y, output, "nearest_even")
+    return y
+
+
+_NO_QUANT = OperandSpec()
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _qdot(l, r, key, config):
+    return _product(l, r, config.lhs, config.rhs, config.accumulator, config.output, _fold(key, 0))
+
+
+def _qdot_fwd(l, r, key, config):
+    return _qdot(l, r, key, config), (l, r, key)
+
+
+def _qdot_bwd(config, res, g):
+    l, r, key = res
+    gspec = config.grad or _NO_QUANT
+    acc = config.grad_accumulator or Accumulator()
+    g = g.astype(jnp.float32)
+    gl = _product(*_pad_contraction(g, jnp.swapaxes(r, 1, 2), gspec, config.rhs), gspec, config.rhs, acc, None,
+                  _fold(key, 1))
+    gr = _product(*_pad_contraction(jnp.swapaxes(g, 1, 2), jnp.swapaxes(l, 1, 2), gspec, config.lhs), gspec,
+                  config.lhs, acc, None, _fold(key, 2))
+    return gl, gr, None
+
+
+def _pad_contraction(x, y, *specs):
+    """Zero-pad the last axis of both backward operands to a multiple of every block size.
+
+    The backward contraction runs over a free axis of the forward product, which need not
+    be a multiple of a block size: the zeros change no sum, and the last block is partial.
+    """
+    sizes = [s.block_size for s in specs if s.granularity == "block"]
+    if not sizes:
+        return x, y
+    unit = math.lcm(*sizes)
+    pad = (-x.shape[2]) % unit
+    if pad:
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, pad)))
+        y = jnp.pad(y, ((0, 0), (0, 0), (0, pad)))
+    return x, y
+
+
+_qdot.defvjp(_qdot_fwd, _qdot_bwd)
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def _qdot_jit(l, r, key, config):
+    return _qdot(l, r, key, config)
+
+
+# ---- public API -------------------------------------------------------------------------------
+
+
+def _check_config(config):
+    if isinstance(config, str):
+        # The profiles are built from this module's classes, so they import it, not the reverse.
+        from numfmt.matmul_profiles import matmul_profile
+
+        return matmul_profile(config)
+    if not isinstance(config, MatmulConfig):
+        raise TypeError(f"config must be a MatmulConfig or a profile name, got {type(config).__name__}")
+    return config
+
+
+def _axes(dims, ndim, arg):
+    out = tuple(int(d) + ndim if int(d) < 0 else int(d) for d in dims)
+    if any(not 0 <= d < ndim for d in out) or len(set(out)) != len(out):
+        raise ValueError(f"{arg} {tuple(dims)} are not distinct axes of a {ndim}-D array")
+    return out
+
+
+def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_type=None, *, config=None,
+                key=None, out_sharding=None):
+    """A quantized :func:`jax.lax.dot_general`: same signature, plus ``config`` and ``key``.
+
+    Args:
+      lhs, rhs: float arrays.
+      dimension_numbers: ``((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch))``
+        as in :func:`jax.lax.dot_general`. Several contracting axes are flattened into
+        one contraction (row-major), along which blocks run.
+      precision: ignored: the config decides the arithmetic (native matmuls run at
+        ``HIGHEST``).
+      preferred_element_type: the result's dtype (default: the operands' float dtype).
+      config: a :class:`MatmulConfig` or a profile name (:func:`numfmt.matmul_profiles.matmul_profile`).
+      key: a ``jax.random`` key, needed when any rounding of the config is stochastic.
+      out_sharding: accepted for signature compatibility; ignored.
+
+    Returns:
+      the product, shaped like ``lax.dot_general``'s: batch, lhs free, rhs free axes.
+      Differentiable: the backward products are quantized as ``config`` says.
+    """
+    del precision, out_sharding
+    config = _check_config(config)
+    lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
+    for arg, x in (("lhs", lhs), ("rhs", rhs)):
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise TypeError(f"{arg} must be a floating-point array, got dtype {x.dtype}")
+    try:
+        (lc, rc), (lb, rb) = dimension_numbers
+    except (TypeError, ValueError):
+        raise ValueError("dimension_numbers must be ((lhs_contracting, rhs_contracting), (lhs_batch, rhs_batch))")
+    lc, lb = _axes(lc, lhs.ndim, "lhs contracting dims"), _axes(lb, lhs.ndim, "lhs batch dims")
+    rc, rb = _axes(rc, rhs.ndim, "rhs contracting dims"), _axes(rb, rhs.ndim, "rhs batch dims")
+    if set(lc) & set(lb) or set(rc) & set(rb):
+        raise ValueError("an axis cannot be both contracting and batch")
+    lshape = [lhs.shape[d] for d in lc]
+    rshape = [rhs.shape[d] for d in rc]
+    if lshape != rshape:
+        raise ValueError(f"mismatched contraction: lhs axes {lc} have sizes {lshape}, rhs axes {rc} have {rshape}")
+    if [lhs.shape[d] for d in lb] != [rhs.shape[d] for d in rb]:
+        raise ValueError(f"mismatched batch dims: lhs {[lhs.shape[d] for d in lb]}, rhs {[rhs.shape[d] for d in rb]}")
+    if config.uses_stochastic() and key is None:
+        raise ValueError("this config rounds stochastically: pass key= (a jax.random key)")
+    lf = [d for d in range(lhs.ndim) if d not in lc and d not in lb]
+    rf = [d for d in range(rhs.ndim) if d not in rc and d not in rb]
+    batch = [lhs.shape[d] for d in lb]
+    K = math.prod(lshape)
+    M = math.prod(lhs.shape[d] for d in lf)
+    N = math.prod(rhs.shape[d] for d in rf)
+    _check_block(K, config.lhs, "lhs")  # the backward products pad instead (see _pad_contraction)
+    _check_block(K, config.rhs, "rhs")
+    Bn = math.prod(batch)
+    l3 = jnp.transpose(lhs, lb + tuple(lf) + lc).reshape(Bn, M, K).astype(jnp.float32)
+    r3 = jnp.transpose(rhs, rb + tuple(rf) + rc).reshape(Bn, N, K).astype(jnp.float32)
+    out_dtype = preferred_element_type or jnp.result_type(lhs.dtype, rhs.dtype)
+    y = _qdot_jit(l3, r3, key, config)
+    shape = tuple(batch) + tuple(lhs.shape[d] for d in lf) + tuple(rhs.shape[d] for d in rf)
+    return y.reshape(shape).astype(out_dtype)
+
+
+def qmatmul(a, b, config, *, key=None):
+    """The quantized product ``a @ b`` for 2-D or batched operands (batch axes broadcast).
+
+    Args:
+      a: ``(..., M, K)`` float array.
+      b: ``(..., K, N)`` float array.
+      config: a :class:`MatmulConfig` or a profile name (:func:`numfmt.matmul_profiles.matmul_profile`).
+      key: a ``jax.random`` key for stochastic roundings.
+
+    Returns:
+      ``(..., M, N)``, as :func:`dot_general` computes it.
+    """
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"qmatmul needs 2-D or batched operands, got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"mismatched shapes: a {a.shape} has K={a.shape[-1]}, b {b.shape} has K={b.shape[-2]}")
+    try:
+        batch = tuple(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))
+    except ValueError:
+        raise ValueError(f"the batch axes of a {a.shape} and b {b.shape} do not broadcast")
+    a = jnp.broadcast_to(a, batch + a.shape[-2:])
+    b = jnp.broadcast_to(b, batch + b.shape[-2:])
+    nb = len(batch)
+    dims = (((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    return dot_general(a, b, dims, config=config, key=key)
