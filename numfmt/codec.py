@@ -45,7 +45,7 @@ def _check_args(x, fmt, rounding, key, rbits, random_bits, variant):
                 raise ValueError(f"{name} is only used with rounding='stochastic', got rounding={rounding!r}")
         return x_in, fmt, rounding, None
     if isinstance(fmt, CodebookFormat):
-        raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, not 'stochastic'")
+        raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, not 'stochastic'")  # noqa: TRY004
     width = 64 if lay is F64 else 32
     if rbits is not None:
         if isinstance(rbits, bool) or not isinstance(rbits, (int, np.integer)) or not 1 <= rbits <= width - 1:

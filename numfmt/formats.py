@@ -42,39 +42,39 @@ import numpy as np
 SPECIALS = ("ieee", "fn", "fnuz", "none", "e8m0")
 
 __all__ = [
-    "SPECIALS",
-    "Format",
-    "FloatFormat",
-    "IntFormat",
-    "CodebookFormat",
-    "get",
-    "register",
-    "names",
-    "aliases",
-    "FP32",
-    "FP16",
     "BF16",
-    "TF32",
-    "E4M3",
-    "E5M2",
-    "E4M3FNUZ",
-    "E5M2FNUZ",
-    "E4M3B11FNUZ",
-    "E4M3IEEE",
-    "E3M4",
-    "E3M2",
-    "E2M3",
     "E2M1",
+    "E2M3",
+    "E3M2",
+    "E3M4",
+    "E4M3",
+    "E4M3B11FNUZ",
+    "E4M3FNUZ",
+    "E4M3IEEE",
+    "E5M2",
+    "E5M2FNUZ",
     "E8M0",
-    "INT8",
-    "INT4",
+    "FP16",
+    "FP32",
     "INT2",
-    "UINT8",
-    "UINT4",
-    "UINT2",
+    "INT4",
+    "INT8",
     "INT16",
     "INT32",
     "NF4",
+    "SPECIALS",
+    "TF32",
+    "UINT2",
+    "UINT4",
+    "UINT8",
+    "CodebookFormat",
+    "FloatFormat",
+    "Format",
+    "IntFormat",
+    "aliases",
+    "get",
+    "names",
+    "register",
 ]
 
 
@@ -555,7 +555,7 @@ def names() -> list[str]:
     return list(_REGISTRY)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _int_format(unsigned: bool, bits: int, narrow: bool) -> IntFormat:
     name = f"{'u' if unsigned else ''}int{bits}{'_narrow' if narrow else ''}"
     return IntFormat(name, bits, signed=not unsigned, narrow=narrow)

@@ -40,9 +40,9 @@ def check_rounding(rounding) -> str:
 # Everything below works inside jit on unsigned integer arrays. ``X / 2**d`` is the exact
 # magnitude, in units of the target's step, of the value being rounded.
 
-import jax  # noqa: E402  (kept below the pure-Python part, which needs no JAX)
-import jax.numpy as jnp  # noqa: E402
-from jax import lax  # noqa: E402
+import jax
+import jax.numpy as jnp
+from jax import lax
 
 SR_VARIANTS = ("truncate", "unbiased")
 
