@@ -409,9 +409,170 @@ def test_codebook_nearest_ties_to_lower_code():
     assert reference_decode(15, nf4) == 1
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="stochastic"):
+# ---- stochastic rounding: known answers, computed by hand ------------------------------
+#
+# docs/stochastic.md: with f the fraction of the way from lo to hi, |x| goes to hi iff
+# (u mod 2**m) + T >= 2**m, where m = W (word_bits) and T = floor(f 2**W) in exact mode,
+# m = r and T = floor(f 2**r) ("truncate") or T = round-half-even(f 2**r) ("unbiased").
+# So the smallest word that rounds up has low m bits 2**m - T.
+
+W32, W64 = 1 << 32, 1 << 64
+SR_KNOWN = [
+    # (fmt, x, u, rbits, variant, saturate, word_bits, expected value)
+    # INT8 at 1.25: f = 1/4. Exact: T = 2**30, up iff u >= 2**32 - 2**30 = 0xC0000000.
+    (F.INT8, 1.25, 0, None, "truncate", False, 32, 1),
+    (F.INT8, 1.25, 0xBFFFFFFF, None, "truncate", False, 32, 1),
+    (F.INT8, 1.25, 0xC0000000, None, "truncate", False, 32, 2),
+    (F.INT8, 1.25, 0xFFFFFFFF, None, "truncate", False, 32, 2),
+    (F.INT8, 1.25, 0xC0000000, None, "unbiased", False, 32, 2),  # the variant only matters with rbits
+    (F.INT8, 1.25, 0xBFFFFFFFFFFFFFFF, None, "truncate", False, 64, 1),  # 64-bit words: T = 2**62
+    (F.INT8, 1.25, 0xC000000000000000, None, "truncate", False, 64, 2),
+    # r = 2: f * 4 = 1 exactly, T = 1 in both variants; up iff u mod 4 = 3 (high bits ignored).
+    (F.INT8, 1.25, 2, 2, "truncate", False, 32, 1),
+    (F.INT8, 1.25, 3, 2, "truncate", False, 32, 2),
+    (F.INT8, 1.25, 0xFFFFFFFC, 2, "truncate", False, 32, 1),
+    (F.INT8, 1.25, 7, 2, "unbiased", False, 32, 2),
+    (F.INT8, 1.25, 2, 2, "unbiased", False, 32, 1),
+    # r = 1: f * 2 = 1/2. truncate: T = 0, never up; unbiased: the tie goes to even T = 0, never up.
+    (F.INT8, 1.25, 1, 1, "truncate", False, 32, 1),
+    (F.INT8, 1.25, 0xFFFFFFFF, 1, "unbiased", False, 32, 1),
+    # INT8 at 1.75, r = 1: f * 2 = 3/2. truncate: T = 1, up iff u is odd; unbiased: T = 2, always up.
+    (F.INT8, 1.75, 0, 1, "truncate", False, 32, 1),
+    (F.INT8, 1.75, 1, 1, "truncate", False, 32, 2),
+    (F.INT8, 1.75, 0, 1, "unbiased", False, 32, 2),
+    # f = 3/8, r = 2: f * 4 = 3/2: truncate T = 1 (up iff u mod 4 = 3), unbiased T = 2 (u mod 4 >= 2).
+    (F.INT8, 1.375, 2, 2, "truncate", False, 32, 1),
+    (F.INT8, 1.375, 3, 2, "truncate", False, 32, 2),
+    (F.INT8, 1.375, 1, 2, "unbiased", False, 32, 1),
+    (F.INT8, 1.375, 2, 2, "unbiased", False, 32, 2),
+    # f = 5/8, r = 2: f * 4 = 5/2: both T = 2 (the tie goes to even 2): up iff u mod 4 >= 2.
+    (F.INT8, 1.625, 1, 2, "truncate", False, 32, 1),
+    (F.INT8, 1.625, 1, 2, "unbiased", False, 32, 1),
+    (F.INT8, 1.625, 2, 2, "unbiased", False, 32, 2),
+    # f = 2**-40 (float64 input): T = 0 with 32-bit words (never up); 2**24 with 64-bit words.
+    (F.INT8, 1 + 2.0**-40, 0xFFFFFFFF, None, "truncate", False, 32, 1),
+    (F.INT8, 1 + 2.0**-40, W64 - 2**24 - 1, None, "truncate", False, 64, 1),
+    (F.INT8, 1 + 2.0**-40, W64 - 2**24, None, "truncate", False, 64, 2),
+    # Grid points never move; the sign is kept (up in magnitude); integers clamp after rounding.
+    (F.INT8, 1.0, 0xFFFFFFFF, None, "truncate", False, 32, 1),
+    (F.INT8, -1.25, 0xBFFFFFFF, None, "truncate", False, 32, -1),
+    (F.INT8, -1.25, 0xC0000000, None, "truncate", False, 32, -2),
+    (F.INT4, -8.5, 0xFFFFFFFF, None, "truncate", False, 32, -8),
+    (F.UINT4, 15.5, 0xFFFFFFFF, None, "truncate", False, 32, 15),
+    (F.UINT4, -0.5, 0xFFFFFFFF, None, "truncate", False, 32, 0),
+    (F.INT4, math.inf, 0, None, "truncate", False, 32, 7),
+    (F.INT4, NAN, 0xFFFFFFFF, None, "truncate", False, 32, 0),
+    # E4M3 at 460: between max 448 and the extended grid's 480, f = 12/32 = 3/8:
+    # T = 0x60000000, up iff u >= 0xA0000000; up overflows: NaN, or 448 with saturate.
+    (F.E4M3, 460.0, 0x9FFFFFFF, None, "truncate", False, 32, 448.0),
+    (F.E4M3, 460.0, 0xA0000000, None, "truncate", False, 32, NAN),
+    (F.E4M3, 460.0, 0xA0000000, None, "truncate", True, 32, 448.0),
+    (F.E4M3, -460.0, 0xA0000000, None, "truncate", False, 32, NAN),
+    (F.E4M3, -460.0, 0xFFFFFFFF, None, "truncate", True, 32, -448.0),
+    (F.E4M3, 460.0, 4, 3, "truncate", False, 32, 448.0),  # r = 3: T = 3, up iff u mod 8 >= 5
+    (F.E4M3, 460.0, 5, 3, "truncate", False, 32, NAN),
+    # E5M2: 59392 is 1/4 of the way from max 57344 to 65536: up goes to inf (max with saturate).
+    (F.E5M2, 59392.0, 0xBFFFFFFF, None, "truncate", False, 32, 57344.0),
+    (F.E5M2, 59392.0, 0xC0000000, None, "truncate", False, 32, math.inf),
+    (F.E5M2, -59392.0, 0xC0000000, None, "truncate", False, 32, -math.inf),
+    (F.E5M2, 59392.0, 0xC0000000, None, "truncate", True, 32, 57344.0),
+    # Specials, whatever the word.
+    (F.E5M2, math.inf, 0, None, "truncate", False, 32, math.inf),
+    (F.E5M2, -math.inf, 0, 4, "unbiased", True, 32, -math.inf),
+    (F.E4M3, math.inf, 0, None, "truncate", False, 32, NAN),
+    (F.E4M3, math.inf, 0, None, "truncate", True, 32, 448.0),
+    (F.E4M3, NAN, 0xFFFFFFFF, None, "truncate", False, 32, NAN),
+    (F.E2M1, NAN, 0xFFFFFFFF, None, "truncate", False, 32, 0.0),
+    (F.E4M3, -0.0, 0xFFFFFFFF, None, "truncate", False, 32, -0.0),
+    (F.E4M3FNUZ, -0.0, 0xFFFFFFFF, None, "truncate", False, 32, 0.0),
+    # Subnormals: E4M3 at 2**-11 is 1/4 of the way from 0 to 2**-9; a negative one rounds to -0 or -2**-9.
+    (F.E4M3, 2.0**-11, 0xBFFFFFFF, None, "truncate", False, 32, 0.0),
+    (F.E4M3, 2.0**-11, 0xC0000000, None, "truncate", False, 32, 2.0**-9),
+    (F.E4M3, -(2.0**-11), 0, None, "truncate", False, 32, -0.0),
+    (F.E4M3, -(2.0**-11), 0xC0000000, None, "truncate", False, 32, -(2.0**-9)),
+    (F.E4M3FNUZ, -(2.0**-12), 0, None, "truncate", False, 32, 0.0),  # no -0
+    # No subnormals (min_normal 0.25): the grid is {0, 0.25}; 0.0625 has f = 1/4.
+    (E3M2_FTZ, 0.0625, 0xBFFFFFFF, None, "truncate", False, 32, 0.0),
+    (E3M2_FTZ, 0.0625, 0xC0000000, None, "truncate", False, 32, 0.25),
+    (E3M2_FTZ, -0.0625, 3, 2, "truncate", False, 32, -0.25),
+    # E8M0: 3.0 is halfway from 2 to 4 (T = 2**31); below min gives min; zero and negatives NaN.
+    (F.E8M0, 3.0, 0x7FFFFFFF, None, "truncate", False, 32, 2.0),
+    (F.E8M0, 3.0, 0x80000000, None, "truncate", False, 32, 4.0),
+    (F.E8M0, 3.0, 1, 1, "unbiased", False, 32, 4.0),  # f * 2 = 1 exactly: T = 1, up iff u odd
+    (F.E8M0, 2.0**-130, 0xFFFFFFFF, None, "truncate", False, 32, 2.0**-127),
+    (F.E8M0, 0.0, 0, None, "truncate", False, 32, NAN),
+    (F.E8M0, -3.0, 0, None, "truncate", False, 32, NAN),
+    (F.E8M0, 1.5 * 2.0**127, 0x80000000, None, "truncate", False, 32, NAN),  # up is past max
+    (F.E8M0, 1.5 * 2.0**127, 0x80000000, None, "truncate", True, 32, 2.0**127),
+    # Unsigned: a negative value that rounds to -0 gives +0; one that rounds away, NaN.
+    (UE4M3, -(2.0**-11), 0xBFFFFFFF, None, "truncate", False, 32, 0.0),
+    (UE4M3, -(2.0**-11), 0xC0000000, None, "truncate", False, 32, NAN),
+    (UE2M1, -0.125, 0xC0000000, None, "truncate", False, 32, 0.0),  # 1/4 of the way to -0.5: no NaN, 0
+]
+
+
+@pytest.mark.parametrize("fmt, x, u, rbits, variant, saturate, word_bits, expected", SR_KNOWN, ids=lambda v: str(v))
+def test_stochastic_known_answers(fmt, x, u, rbits, variant, saturate, word_bits, expected):
+    code = reference_round(x, fmt, "stochastic", u=u, rbits=rbits, variant=variant, saturate=saturate,
+                           word_bits=word_bits)  # fmt: skip
+    got = reference_decode(code, fmt)
+    assert _same(got, expected), (fmt.name, x, hex(u), rbits, variant, saturate, word_bits, got)
+
+
+def test_stochastic_known_codes():
+    assert reference_round(460.0, F.E4M3, "stochastic", u=0xA0000000) == 0x7F
+    assert reference_round(-460.0, F.E4M3, "stochastic", u=0, saturate=True) == 0xFE
+    assert reference_round(-1.25, F.INT8, "stochastic", u=np.uint32(0xC0000000)) == 0xFE
+    assert reference_round(-1.25, F.INT8, "stochastic", u=np.uint64(0xC000000000000000), word_bits=64) == 0xFE
+    assert reference_round(59392.0, F.E5M2, "stochastic", u=0xC0000000) == 0x7C
+    assert reference_round(3.0, F.E8M0, "stochastic", u=0x80000000) == 129
+
+
+def test_stochastic_probability_is_the_fraction():
+    # Over every word of r bits, the share that rounds up is T / 2**r: floor(f 2**r) / 2**r
+    # (truncate) or rne(f 2**r) / 2**r (unbiased); with r = W the exact f of a short fraction.
+    lo, step = Fraction(1), Fraction(1, 2**7)  # BF16 between 1 and 1 + 2**-7
+    for num, den in ((1, 8), (3, 8), (5, 8), (1, 3), (9, 10), (1, 2), (7, 1024)):
+        x = float(lo + Fraction(num, den) * step)
+        f = (Fraction(x) - lo) / step  # float64's f
+        for r in (1, 2, 3, 4, 6):
+            ups = {}  # how many of the 2**r words round up, from 1.0 (0x3F80)
+            for v in ("truncate", "unbiased"):
+                codes = [reference_round(x, F.BF16, "stochastic", u=u, rbits=r, variant=v) for u in range(1 << r)]
+                ups[v] = sum(c != 0x3F80 for c in codes)
+            scaled = f * (1 << r)
+            assert ups["truncate"] == math.floor(scaled), (x, r)
+            assert ups["unbiased"] == round(scaled), (x, r)  # Python's round: half to even
+    # rbits = W with truncate is the exact mode
+    for x in (1.25, 1.1, 1 + 2.0**-30, 460.0):
+        for u in (0, 0x12345678, 0xC0000000, 0xFFFFFFFF):
+            for fmt in (F.INT8, F.E4M3, F.BF16):
+                exact = reference_round(x, fmt, "stochastic", u=u)
+                assert reference_round(x, fmt, "stochastic", u=u, rbits=32) == exact
+
+
+def test_stochastic_bad_arguments():
+    with pytest.raises(ValueError, match="needs u="):
         reference_round(1.0, F.E4M3, "stochastic")
+    for u in (-1, W32, 1.5, True, "1"):
+        with pytest.raises(ValueError, match=r"u must be an int in \[0, 2\*\*32\)"):
+            reference_round(1.0, F.E4M3, "stochastic", u=u)
+    reference_round(1.0, F.E4M3, "stochastic", u=W64 - 1, word_bits=64)
+    for rbits in (0, 33, 2.0, True):
+        with pytest.raises(ValueError, match=r"rbits must be an int in \[1, 32\]"):
+            reference_round(1.0, F.E4M3, "stochastic", u=0, rbits=rbits)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        reference_round(1.0, F.E4M3, "stochastic", u=0, variant="ieee")
+    with pytest.raises(ValueError, match="word_bits must be 32 or 64"):
+        reference_round(1.0, F.E4M3, "stochastic", u=0, word_bits=16)
+    for kw in ({"u": 0}, {"rbits": 3}):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))} is only used with rounding='stochastic'"):
+            reference_round(1.0, F.E4M3, "nearest_even", **kw)
+    with pytest.raises(ValueError, match="codebook formats round to nearest only"):
+        reference_round(0.3, F.NF4, "stochastic", u=0)
+
+
+def test_bad_arguments():
     with pytest.raises(ValueError):
         reference_round(1.0, F.E4M3, "nearest")
     with pytest.raises(ValueError):
