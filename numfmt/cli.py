@@ -46,7 +46,7 @@ from numfmt.describe import (
 from numfmt.rounding import ROUNDING_MODES, check_rounding
 
 #: Modules that register more subcommands with :func:`command` when imported.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("numfmt.study", "numfmt.verify_cli")
 
 #: The widest format whose every code ``numfmt values`` lists.
 MAX_VALUES_BITS = 8

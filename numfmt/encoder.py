@@ -22,6 +22,10 @@ How a float input is rounded into a float format with ``p`` mantissa bits:
 
 from __future__ import annotations
 
+import functools
+import itertools
+from fractions import Fraction
+
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -220,14 +224,28 @@ def encode_int(x, fmt: IntFormat, rounding, lay, sr):
 # ---- codebook targets -------------------------------------------------------------------
 
 
+@functools.cache
+def codebook_midpoints(fmt: CodebookFormat, dtype: np.dtype) -> np.ndarray:
+    """The midpoints between neighbouring codebook values, each rounded down to ``dtype``."""
+    table = [Fraction(float(v)) for v in fmt.table]
+    out = []
+    for lo, hi in itertools.pairwise(table):
+        m = (lo + hi) / 2
+        f = dtype.type(float(m))  # nearest, then one step down if that went above m
+        if Fraction(float(f)) > m:
+            f = np.nextafter(f, dtype.type(-np.inf))
+        out.append(f)
+    return np.array(out, dtype)
+
+
 def encode_codebook(x, fmt: CodebookFormat, rounding):
     if rounding not in ("nearest_even", "nearest_away"):
         raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, got {rounding!r}")
-    table = np.asarray(fmt.table)
-    mids = jnp.asarray((table[1:] + table[:-1]) / 2, dtype=x.dtype)
     # side='left' counts the midpoints strictly below x: a tie goes to the lower code.
-    idx = jnp.searchsorted(mids, x, side="left")
-    zero_idx = int(np.argmin(np.abs(table)))
+    # The midpoints are rounded down to x's dtype, which keeps that count exact: x lies
+    # above the exact midpoint m iff it lies above the largest float <= m.
+    idx = jnp.searchsorted(jnp.asarray(codebook_midpoints(fmt, np.dtype(x.dtype))), x, side="left")
+    zero_idx = int(np.argmin(np.abs(np.asarray(fmt.table))))
     idx = jnp.where(jnp.isnan(x), zero_idx, idx)
     return idx.astype(fmt.code_dtype)
 

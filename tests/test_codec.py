@@ -4,10 +4,12 @@ The property tests against the exact oracle live in test_codec_properties.py, an
 bit-exact comparison with ml_dtypes in test_vs_ml_dtypes.py.
 """
 
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 import numfmt as nf
+from numfmt.testing import reference_round
 
 F32 = np.float32
 
@@ -114,6 +117,20 @@ def test_codebook_nearest_and_ties_to_lower_code():
     assert np.asarray(nf.decode(np.arange(16, dtype=np.uint8), nf.NF4)).tolist() == list(
         table.astype(F32)
     )
+
+
+def test_codebook_midpoints_compare_exactly():
+    # Every float32 next to each exact midpoint of NF4's table: a midpoint rounded to float32
+    # can land on an input that is strictly nearer one side (-0.2346074 is nearer code 5).
+    table = [Fraction(float(v)) for v in nf.NF4.table]
+    xs = [np.float32(-0.23460739850997925), np.float32(np.nan), np.float32(-np.nan)]
+    for lo, hi in itertools.pairwise(table):
+        m = np.float32(float((lo + hi) / 2))
+        xs += [np.nextafter(m, F32(-1)), m, np.nextafter(m, F32(1))]
+    x = np.array(xs, F32)
+    want = [reference_round(v, nf.NF4, "nearest_even") for v in x]
+    assert codes(x, nf.NF4) == want
+    assert want[:3] == [5, 7, 7]  # nearest; NaN gives the code of 0.0
 
 
 # ---- JAX transformations ----------------------------------------------------------------

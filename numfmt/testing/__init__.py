@@ -1,8 +1,12 @@
-"""Testing tools: the exact reference oracle (and, later, strategies and ``verify``).
+"""Testing tools: the exact reference oracle, hypothesis strategies and ``verify``.
 
 This package depends on :mod:`numfmt.formats` only, never on the codec it checks.
+hypothesis (the ``test`` extra) is imported only when a strategy is built or
+``verify`` draws random inputs, so ``import numfmt`` works without it.
 """
 
+from numfmt.testing import strategies
 from numfmt.testing.reference import reference_decode, reference_round
+from numfmt.testing.verify import Mismatch, VerifyReport, verify
 
-__all__ = ["reference_decode", "reference_round"]
+__all__ = ["Mismatch", "VerifyReport", "reference_decode", "reference_round", "strategies", "verify"]

@@ -269,9 +269,10 @@ def _round_int(sign: int, mag, is_nan: bool, fmt: IntFormat, mode: str, sr=None)
 def _round_codebook(sign: int, mag, is_nan: bool, fmt: CodebookFormat, mode: str) -> int:
     if mode not in ("nearest_even", "nearest_away"):
         raise ValueError(f"codebook formats round to nearest only, got rounding={mode!r}")
-    if is_nan:
-        return 0  # no NaN: code 0, as for the other formats without NaN
     table = [Fraction(v) for v in fmt.table]
+    if is_nan:
+        # No NaN: the value nearest zero (NF4's 0.0), as +0 for the other formats without NaN.
+        return min(range(len(table)), key=lambda i: abs(table[i]))
     if mag is None:
         return 0 if sign else len(table) - 1
     x = -mag if sign else mag
