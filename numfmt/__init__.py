@@ -140,9 +140,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # numfmt.plot needs matplotlib and numfmt.testing needs hypothesis, optional extras:
-    # import them only when asked for, so that `import numfmt` needs numpy and jax alone.
-    if name in ("plot", "testing"):
+    # numfmt.plot needs matplotlib and numfmt.testing's strategies need hypothesis,
+    # optional extras; numfmt.ops is a checking tool. Import them only when asked for,
+    # so that `import numfmt` needs numpy and jax alone and stays quick.
+    if name in ("ops", "plot", "testing"):
         import importlib
 
         return importlib.import_module(f"numfmt.{name}")
