@@ -171,9 +171,12 @@ def test_fp32_dot_width_1_sequential_equals_scalar_loop(M, N, K, data):
        st.sampled_from([nf.FP32, E8M13, nf.BF16, nf.FP16]), st.sampled_from(["sequential", "pairwise"]),
        st.data())
 def test_emulated_sum_equals_the_exact_model(M, N, K, dw, mode, fmt, order, data):
-    # E4M3 elements: every product is exact, and so is each chunk sum of a few of them.
+    # E4M3 elements in [0.5, 64] (and 0): every product is exact, and each chunk sum of up to
+    # 4 of them fits float32 (8 + 14 + 2 <= 24 bits, the window of docs/matmul.md). Outside
+    # that window a chunk sum carries one float32 rounding, as documented:
+    # test_float32_chunk_sums_of_e4m3_products covers that side.
     spec = OperandSpec(nf.E4M3)
-    vals = st.sampled_from([float(v) for v in nf.E4M3.values() if abs(v) <= 64])
+    vals = st.sampled_from([float(v) for v in nf.E4M3.values() if 0.5 <= abs(v) <= 64 or v == 0])
     a = np.array(data.draw(st.lists(vals, min_size=M * K, max_size=M * K)), np.float32).reshape(M, K)
     b = np.array(data.draw(st.lists(vals, min_size=K * N, max_size=K * N)), np.float32).reshape(K, N)
     cfg = MatmulConfig(spec, spec, Accumulator(fmt, dot_width=dw, rounding=mode, order=order))
