@@ -22,6 +22,7 @@ from numfmt.bitlayout import F64, as_float_input
 from numfmt.decoder import check_codes, decode_any
 from numfmt.encoder import encode_any, quantize_fast_ok, quantize_float
 from numfmt.formats import CodebookFormat
+from numfmt.nearest import nearest_ok, quantize_nearest
 
 __all__ = ["decode", "encode", "quantize"]
 
@@ -87,6 +88,8 @@ def _quantize_jit(x, key, random_bits, fmt, rounding, saturate, rbits, variant):
     rand = _random_words(x, key, random_bits, rounding)
     sr = (rand, rbits, variant)
     xw, lay = as_float_input(x)
+    if rounding == "nearest_even" and nearest_ok(fmt, lay):
+        return quantize_nearest(xw, fmt, saturate, lay).astype(x.dtype)
     if quantize_fast_ok(fmt, lay):
         return quantize_float(xw, fmt, rounding, saturate, lay, sr).astype(x.dtype)
     return decode_any(encode_any(x, fmt, rounding, saturate, sr), fmt, x.dtype)
