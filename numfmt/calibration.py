@@ -35,6 +35,7 @@ out of every statistic.
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import jax
@@ -75,11 +76,17 @@ def normalize_axes(axis, ndim: int, arg: str = "axis"):
 
 
 def finite_absmax(x, axis=None, keepdims=False):
-    """The largest finite ``|x|`` over ``axis`` (0 where there is none), by an integer max.
+    """The largest finite ``|x|`` over ``axis`` (0 where there is none); exact.
 
-    ``|x|``'s bits order like its value, so the reduction runs on integers: exact, and
-    several times faster than a float max on XLA's CPU backend (no NaN semantics).
+    For small groups (an MX block of 32) the reduction runs on integers, since ``|x|``'s
+    bits order like its value: faster than a float max on XLA's CPU backend, which has
+    NaN semantics to keep. For large groups (a tensor, a channel) XLA's CPU backend
+    splits an integer reduction into stages that write a full-size intermediate, and
+    the float max is faster (measured: 2.6 ms against 4.3 ms for 2048 x 2048).
     """
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    if math.prod(x.shape[a] for a in axes) > 256:
+        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), axis=axis, keepdims=keepdims).astype(x.dtype)
     sint = jnp.int64 if x.dtype == jnp.float64 else jnp.int32
     width = 8 * np.dtype(x.dtype).itemsize
     inf_bits = lax.bitcast_convert_type(jnp.asarray(jnp.inf, x.dtype), sint)
