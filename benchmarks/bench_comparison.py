@@ -51,7 +51,6 @@ import argparse
 import datetime
 import importlib
 import os
-import platform
 import sys
 import time
 import warnings
@@ -63,6 +62,8 @@ import numpy as np
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from machine import describe
 
 import numfmt as nf
 
@@ -245,19 +246,7 @@ def versions(libs) -> str:
 
 
 def machine() -> str:
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = ""
-    if hasattr(os, "getloadavg"):
-        load = f", load average {os.getloadavg()[0]:.1f}"
-    return f"{os.cpu_count()} CPUs, {model}{load}; JAX device {jax.devices()[0].platform}"
+    return describe("ml_dtypes", "gfloat", "pychop")
 
 
 def _markdown(head, body) -> str:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,6 +41,8 @@ import jax.numpy as jnp
 
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from machine import describe
 
 import numfmt as nf
 
@@ -85,22 +86,7 @@ def interleaved_ms(cases: dict, reps: int, warmup: int = 2) -> dict:
 
 
 def machine() -> str:
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    dev = jax.devices()[0]
-    extra = ""
-    if gfloat is not None:
-        from importlib.metadata import version
-
-        extra = f", gfloat {version('gfloat')}"
-    return f"{dev.platform} ({dev.device_kind}), {os.cpu_count()} CPUs, {model}; jax {jax.__version__}{extra}"
+    return describe("gfloat")
 
 
 def variants(fmt):
