@@ -22,28 +22,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from timing import median_time
 
 import numfmt as nf
 from numfmt import intgemm
 from numfmt.matmul import MatmulConfig, OperandSpec, qmatmul
 from numfmt.matmul_profiles import matmul_profile
-
-
-def timeit(fn, *args, repeat=5):
-    jax.block_until_ready(fn(*args))  # compile
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(argv=None):
@@ -63,17 +52,17 @@ def main(argv=None):
         "int8_tflite profile (int32 accumulator)": matmul_profile("int8_tflite"),
     }
     rows = []
-    ref = timeit(jax.jit(lambda x, y: jnp.matmul(x, y, precision=lax.Precision.HIGHEST)), a, b, repeat=args.repeat)
+    ref = median_time(jax.jit(lambda x, y: jnp.matmul(x, y, precision=lax.Precision.HIGHEST)), a, b, reps=args.repeat, warmup=1)
     rows.append(("jnp.matmul float32 (HIGHEST)", ref))
     for name, cfg in configs.items():
         f = jax.jit(lambda x, y, cfg=cfg: qmatmul(x, y, cfg))
-        rows.append((name, timeit(f, a, b, repeat=args.repeat)))
+        rows.append((name, median_time(f, a, b, reps=args.repeat, warmup=1)))
     x_scale = float(jnp.max(jnp.abs(a))) / 127
     layer = intgemm.prepare_linear(b, None, x_scale=x_scale, x_zero_point=0, out_scale=x_scale * 8.0,
                                    out_zero_point=0)
     xq = intgemm.quantize_affine(a, x_scale, 0).astype(jnp.int8)
     f = jax.jit(lambda x, layer: intgemm.int_linear(x, layer))
-    rows.append(("intgemm.int_linear (int8 in, int8 out)", timeit(f, xq, layer, repeat=args.repeat)))
+    rows.append(("intgemm.int_linear (int8 in, int8 out)", median_time(f, xq, layer, reps=args.repeat, warmup=1)))
 
     dev = jax.devices()[0]
     print(f"size {n}x{n}x{n}; jax {jax.__version__}; device {dev.platform} ({dev.device_kind}); "

@@ -17,26 +17,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_time
 
 from numfmt.mx import mx_quantize, nvfp4_quantize
 from numfmt.scaled import quantize_scaled
-
-
-def median_time(fn, *args, reps: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def gfloat_time(x: np.ndarray, block_format, blocks: int) -> float | None:

@@ -149,9 +149,8 @@ def _f32_inputs(fmt, sample=1500):
     return out, ties
 
 
-@pytest.mark.parametrize("fmt", [f for f in map(F.get, F.names()) if f.kind == "float"] + CUSTOM_FORMATS, ids=str)
-def test_layout_agrees_with_formats_module(fmt):
-    # The oracle works the special codes out itself; formats.py must agree.
+def _assert_special_codes_agree(fmt):
+    """The oracle works the special codes out itself; formats.py must agree. Returns max_code."""
     max_code, nan_code, inf_code, negative_zero = special_codes(fmt)
     assert (max_code, nan_code, inf_code, negative_zero) == (
         fmt.max_code,
@@ -159,6 +158,12 @@ def test_layout_agrees_with_formats_module(fmt):
         fmt.inf_code,
         fmt.has_negative_zero,
     )
+    return max_code
+
+
+@pytest.mark.parametrize("fmt", [f for f in map(F.get, F.names()) if f.kind == "float"] + CUSTOM_FORMATS, ids=str)
+def test_layout_agrees_with_formats_module(fmt):
+    max_code = _assert_special_codes_agree(fmt)
     assert grid_value(max_code, fmt) == Fraction(fmt.max) and grid_value(fmt.min_positive_code, fmt) == Fraction(
         fmt.min_subnormal
     )
@@ -180,13 +185,7 @@ def _float_formats(draw):
 
 @given(fmt=_float_formats(), data=st.data())
 def test_random_formats_decode_and_round_trip(fmt, data):
-    max_code, nan_code, inf_code, negative_zero = special_codes(fmt)
-    assert (max_code, nan_code, inf_code, negative_zero) == (
-        fmt.max_code,
-        fmt.nan_code,
-        fmt.inf_code,
-        fmt.has_negative_zero,
-    )
+    _assert_special_codes_agree(fmt)
     code = data.draw(st.integers(0, (1 << fmt.bits) - 1))
     value = reference_decode(code, fmt)
     if fmt.is_finite_code(code):
