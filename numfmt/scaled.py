@@ -276,10 +276,7 @@ def _dequantize_jit(q, dtype):
         v = v - zp
     if q.elem_scale != 1.0:
         v = v * work(q.elem_scale)
-    if is_pow2_format(q.scale_fmt):
-        v = mul_pow2(v, exponent_and_significand(scale)[0])
-    else:
-        v = v * scale
+    v = multiply_by_scale(v, scale, q.scale_fmt)
     if q.tensor_scale is not None:
         v = v * jnp.asarray(q.tensor_scale, work)
     return v.reshape(q.shape).astype(dtype)
@@ -326,6 +323,13 @@ def choose_scale(c, elem_max, elem_emax, scale_fmt, policy, work):
     s = _codec.quantize(c / work(elem_max), scale_fmt, _DIRECTED[policy], saturate=True)
     floor = max(scale_fmt.min_subnormal, 2.0**-126)
     return jnp.where(valid, jnp.maximum(s, floor), 1).astype(work)
+
+
+def multiply_by_scale(v, scale, scale_fmt):
+    """``v * scale``, exact for power-of-two scale formats (the inverse of :func:`divide_by_scale`)."""
+    if is_pow2_format(scale_fmt):
+        return mul_pow2(v, exponent_and_significand(scale)[0])
+    return v * scale
 
 
 def divide_by_scale(xb, scale, scale_fmt):

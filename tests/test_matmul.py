@@ -117,20 +117,33 @@ def test_fast_path_is_the_matmul_of_the_dequantized_operands(cfg):
     a, b = _normal(24, 64), _normal(64, 40)
     y = qmatmul(a, b, cfg)
 
-    def deq(x, spec):  # canonical layout: (1, rows, K), contraction last
-        x = jnp.asarray(x)[None]
+    def deq(x, spec):
+        # Tensor-scaled and unscaled operands are quantized as they lie and transposed to
+        # the canonical (1, rows, K) after; the others are transposed first.
+        x = jnp.asarray(x)
         if spec.granularity == "none":
             return nf.quantize(x, spec.fmt)
+        if spec.granularity == "tensor":
+            return scaled.quantize_scaled(x, spec.fmt, scale_fmt=spec.scale_fmt,
+                                          scale_rounding=spec.scale_rounding).dequantize()
+        x = x[None]
         if spec.two_level:
             return mx.nvfp4_quantize(x, axis=2, block_size=spec.block_size).dequantize()
-        return scaled.quantize_scaled(x, spec.fmt, axis=None if spec.granularity == "tensor" else 2,
-                                      block_size=spec.block_size, scale_fmt=spec.scale_fmt,
+        return scaled.quantize_scaled(x, spec.fmt, axis=2, block_size=spec.block_size, scale_fmt=spec.scale_fmt,
                                       scale_rounding=spec.scale_rounding).dequantize()
 
-    da, db = deq(a, cfg.lhs), deq(b.T, cfg.rhs)
-    same_order = lax.dot_general(da, db, (((2,), (2,)), ((0,), (0,))), precision=lax.Precision.HIGHEST,
-                                 preferred_element_type=jnp.float32)[0]
+    def canonical(x):
+        return x if x.ndim == 3 else x[None]
+
+    da, db = deq(a, cfg.lhs), deq(b if cfg.rhs.granularity in ("none", "tensor") else b.T, cfg.rhs)
+    rhs_as_laid = db.ndim == 2
+    # The same operations as qmatmul's: under jit, a (K, N) rhs is transposed to (1, N, K)
+    # inside the computation, so XLA multiplies it in its own layout.
+    same_order = jax.jit(lambda x, y: lax.dot_general(
+        canonical(x), y.T[None] if rhs_as_laid else y, (((2,), (2,)), ((0,), (0,))),
+        precision=lax.Precision.HIGHEST, preferred_element_type=jnp.float32)[0])(da, db)
     np.testing.assert_array_equal(np.asarray(y), np.asarray(same_order))  # bit for bit
+    da, db = canonical(da), db.T[None] if rhs_as_laid else db
     plain = np.asarray(jnp.matmul(da[0], db[0].T, precision=lax.Precision.HIGHEST))
     bound = 64 * 2.0**-24 * (np.abs(da[0]) @ np.abs(db[0]).T)
     assert np.all(np.abs(np.asarray(y) - plain) <= bound)
@@ -330,6 +343,31 @@ def test_backward_quantizes_the_cotangent_and_requantizes_the_operands():
     # Without a grad spec the cotangent is not rounded (straight-through on the operands).
     ga0 = jax.grad(lambda a: jnp.sum(qmatmul(a, b, dataclasses.replace(cfg, grad=None)) * c))(a)
     np.testing.assert_allclose(ga0, jnp.matmul(c, q(b).T, precision=hi), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", [OperandSpec(), OperandSpec(nf.E4M3, granularity="tensor")])
+def test_gradient_with_batch_and_several_contracting_axes_comes_back_in_the_operands_layout(spec):
+    # lhs (K1, B, M, K2), rhs (N, K2, B, K1): batch, two contracting axes, free axes between.
+    dims = (((0, 3), (3, 1)), ((1,), (2,)))
+    lhs, rhs = _normal(3, 2, 5, 4), _normal(6, 4, 2, 3)
+    cfg = MatmulConfig(spec, spec)
+    c = _normal(2, 5, 6)
+
+    def q(x):
+        return x if spec.granularity == "none" else scaled.quantize_scaled(jnp.asarray(x), nf.E4M3).dequantize()
+
+    hi = lax.Precision.HIGHEST
+    y = dot_general(lhs, rhs, dims, config=cfg)
+    np.testing.assert_allclose(y, lax.dot_general(q(lhs), q(rhs), dims, precision=hi), rtol=1e-5, atol=1e-5)
+    got = jax.grad(lambda l, r: jnp.sum(dot_general(l, r, dims, config=cfg) * c), argnums=(0, 1))(lhs, rhs)
+    # Straight through the operand quantization: the gradients of the plain product at the
+    # quantized operands (each operand's gradient uses the other, quantized).
+    want = jax.grad(lambda l, r: jnp.sum(lax.dot_general(l, r, dims, precision=hi) * c), argnums=(0, 1))
+    wl, _ = want(lhs, q(rhs))
+    _, wr = want(q(lhs), rhs)
+    for g, w, x in ((got[0], wl, lhs), (got[1], wr, rhs)):
+        assert g.shape == x.shape
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
 def _dense(params, x, dot):
