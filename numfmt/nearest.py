@@ -72,11 +72,8 @@ def _quantize_float(x, fmt: FloatFormat, saturate: bool, lay: Layout):
     U = lay.uint
     shift = lay.man - fmt.man_bits
     bits = lax.bitcast_convert_type(x, U)
-    sign_mask = U(1 << (lay.width - 1))
-    a = bits & ~sign_mask
-    inf_bits = _bits_of(np.inf, lay)
-    is_nan = a > inf_bits
-    is_inf = a == inf_bits
+    sign = bits & U(1 << (lay.width - 1))
+    a = bits ^ sign  # |x|: every NaN is above inf_bits, +inf is inf_bits
     if shift:
         # The last kept bit is the code's last bit, except with no mantissa bits, where it
         # is the exponent's: its parity then shifts with the difference of the biases.
@@ -86,35 +83,30 @@ def _quantize_float(x, fmt: FloatFormat, saturate: bool, lay: Layout):
     else:
         r = a
     if fmt.emin != 1 - lay.bias:
-        C = np.asarray(2.0 ** (fmt.emin - fmt.man_bits + lay.man), lay.dtype)
-        # XLA folds (y + C) - C to y for a constant C: a C it cannot prove constant stays.
-        C = jnp.where(a == U((1 << lay.width) - 1), jnp.asarray(0, lay.dtype), C)
+        # XLA folds (y + C) - C to y for a constant C: behind a barrier C stays opaque.
+        C = lax.optimization_barrier(jnp.asarray(2.0 ** (fmt.emin - fmt.man_bits + lay.man), lay.dtype))
         sub = lax.bitcast_convert_type((lax.bitcast_convert_type(a, lay.dtype) + C) - C, U)
         r = jnp.where(a < _bits_of(2.0**fmt.emin, lay), sub, r)
-    max_bits = _bits_of(fmt.max, lay)
-    over = (r > max_bits) & ~is_nan  # an infinite input is past max too
-    # The overflow rules of docs/semantics.md: where the result is the largest value,
-    # infinity, or NaN.
-    if saturate:
-        to_max = over & ~is_inf if fmt.has_inf else over
-    elif fmt.has_inf or fmt.has_nan:
-        to_max = jnp.zeros_like(over)
-    else:
-        to_max = over
-    rest = over & ~to_max
-    r = jnp.where(to_max, max_bits, r)
-    if fmt.has_inf:
-        r = jnp.where(rest, inf_bits, r)
-    if fmt.has_nan:
-        nan = is_nan if fmt.has_inf else rest | is_nan
-    else:
-        nan = None
-        r = jnp.where(is_nan, U(0), r)  # no NaN: +0
-    keep_sign = ~is_nan if fmt.has_negative_zero else (r != 0) & ~is_nan
-    out = lax.bitcast_convert_type(jnp.where(keep_sign, r | (bits & sign_mask), r), lay.dtype)
-    if nan is not None:
-        out = jnp.where(nan, jnp.asarray(np.nan, lay.dtype), out)
-    return out
+    # Past max: the overflows, and every inf and NaN input (a NaN's bits stay above max's
+    # through the rounding). The rules of docs/semantics.md decide what each becomes; an
+    # input inf or NaN is its own result wherever the format has that special.
+    max_bits, inf_bits = _bits_of(fmt.max, lay), _bits_of(np.inf, lay)
+    nan_bits = _bits_of(np.nan, lay)
+    is_nan = a > inf_bits
+    if fmt.has_inf:  # IEEE: overflow to inf, or to max with saturate (inf stays inf)
+        special = jnp.where(a < inf_bits, max_bits, a) if saturate else jnp.maximum(a, inf_bits)
+        if not fmt.has_nan:  # no mantissa bits: inf but no NaN code, so NaN gives +0
+            special = jnp.where(is_nan, U(0), special)
+    elif fmt.has_nan:  # FN / FNUZ: overflow and inf to NaN, or to max with saturate
+        special = jnp.where(is_nan, nan_bits, max_bits) if saturate else nan_bits
+    else:  # every code finite: overflow and inf to max, NaN to +0
+        special = jnp.where(is_nan, U(0), max_bits)
+    r = jnp.where(r > max_bits, special, r)
+    if not fmt.has_negative_zero:
+        sign = jnp.where(r == 0, U(0), sign)
+    elif not fmt.has_nan:
+        sign = jnp.where(is_nan, U(0), sign)
+    return lax.bitcast_convert_type(r | sign, lay.dtype)
 
 
 def quantize_nearest(x, fmt, saturate: bool, lay: Layout):
