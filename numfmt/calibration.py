@@ -81,18 +81,35 @@ def finite_absmax(x, axis=None, keepdims=False):
     For small groups (an MX block of 32) the reduction runs on integers, since ``|x|``'s
     bits order like its value: faster than a float max on XLA's CPU backend, which has
     NaN semantics to keep. For large groups (a tensor, a channel) XLA's CPU backend
-    splits an integer reduction into stages that write a full-size intermediate, and
-    the float max is faster (measured: 2.6 ms against 4.3 ms for 2048 x 2048).
+    splits an integer reduction into stages that write a full-size intermediate, and so
+    does a masked float max. There one reduce computes the max and the min of ``x``
+    together, and ``max(hi, -lo)`` is the answer unless it is inf or NaN, when the
+    masked reduction runs instead (a ``lax.cond``). Measured on 2048 x 2048 float32:
+    0.8 ms, against 1.9 ms for the masked float max and 4.3 ms for the integer max.
     """
     axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
     if math.prod(x.shape[a] for a in axes) > 256:
-        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), axis=axis, keepdims=keepdims).astype(x.dtype)
+        # One pass for max and min together (a variadic reduce) reads x once and
+        # writes nothing full-size.
+        axes = tuple(sorted(a % x.ndim for a in axes))
+        hi, lo = lax.reduce((x, x), (np.array(-np.inf, x.dtype), np.array(np.inf, x.dtype)), _max_min, axes)
+        m = jnp.abs(jnp.maximum(hi, -lo))
+        m = lax.cond(jnp.all(jnp.isfinite(m)), lambda x: m, _masked_absmax(axes), x)
+        return jnp.expand_dims(m, axes) if keepdims else m
     sint = jnp.int64 if x.dtype == jnp.float64 else jnp.int32
     width = 8 * np.dtype(x.dtype).itemsize
     inf_bits = lax.bitcast_convert_type(jnp.asarray(jnp.inf, x.dtype), sint)
     b = lax.bitcast_convert_type(x, sint) & sint((1 << (width - 1)) - 1)
     b = jnp.where(b < inf_bits, b, sint(0))
     return lax.bitcast_convert_type(jnp.max(b, axis=axis, keepdims=keepdims), x.dtype)
+
+
+def _max_min(a, b):
+    return jnp.maximum(a[0], b[0]), jnp.minimum(a[1], b[1])
+
+
+def _masked_absmax(axes):
+    return lambda x: jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), axis=axes).astype(x.dtype)
 
 
 def _finite_abs(x):

@@ -350,7 +350,10 @@ def _qdot_fwd(l, r, key, config, lays):
 
 
 def _qdot_bwd(config, lays, res, g):
-    l0, r0, key = res
+    # The barrier keeps XLA from constant-folding the backward products when an operand
+    # or the cotangent is a compile-time constant: jax 0.10.2's CPU constant folding
+    # dropped a transpose there (docs/matmul.md, "Limits").
+    (l0, r0, g), key = lax.optimization_barrier((res[0], res[1], g)), res[2]
     l, r = _canon(l0, lays[0]), _canon(r0, lays[1])
     gspec = config.grad or _NO_QUANT
     acc = config.grad_accumulator or Accumulator()

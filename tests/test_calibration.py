@@ -154,3 +154,27 @@ def test_observer_under_scan_and_per_channel():
         cal.minmax_update(cal.minmax_init(), batches[0], axis=1)
     with pytest.raises(ValueError, match="momentum must be in"):
         cal.minmax_update(cal.minmax_init(), batches[0], momentum=0.0)
+
+
+@pytest.mark.parametrize("shape, axis", [
+    ((7, 40), 1), ((600,), None), ((4, 300, 5), None), ((4, 300, 5), 1), ((4, 300, 5), (0, 1)),
+    ((4, 300, 5), -1), ((4, 300, 5), (0, 2)), ((2, 64, 3), (1, 2)),
+])
+@pytest.mark.parametrize("special", [None, np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_finite_absmax_is_the_largest_finite_magnitude(shape, axis, special, keepdims):
+    # Groups of at most 256 and of more (two code paths); an inf or NaN in one group, a
+    # large negative value elsewhere; a group of only zeros and -0.0 gives +0.
+    rng = np.random.default_rng(len(shape) * 10 + (0 if axis is None else 1))
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[..., 0] = -0.0
+    x.flat[3] = -1000.0
+    if special is not None:
+        x.flat[x.size // 2 + 1] = special
+    want = np.max(np.where(np.isfinite(x), np.abs(x), 0), axis=axis, keepdims=keepdims)
+    got = np.asarray(jax.jit(functools.partial(cal.finite_absmax, axis=axis, keepdims=keepdims))(jnp.asarray(x)))
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert not np.any(np.signbit(got))
+    z = np.asarray(cal.finite_absmax(jnp.full((600,), -0.0, jnp.float32)))
+    assert z == 0 and not np.signbit(z)

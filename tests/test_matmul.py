@@ -370,6 +370,25 @@ def test_gradient_with_batch_and_several_contracting_axes_comes_back_in_the_oper
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("grad", [OperandSpec(nf.E5M2), OperandSpec(nf.BF16), OperandSpec(nf.E5M2, rounding="toward_zero")])
+def test_jitted_gradient_with_constant_operands_equals_the_eager_one(grad):
+    # Regression: with the data and the cotangent as compile-time constants, XLA's CPU
+    # constant folding (jax 0.10.2) folded the backward's transposed, quantized cotangent
+    # without its transpose, and the jitted weight gradient came out wrong (by 28 here).
+    cfg = MatmulConfig(OperandSpec(nf.E4M3, granularity="tensor"), OperandSpec(nf.E4M3, granularity="tensor"),
+                       grad=grad)
+    x, c = jnp.asarray(_normal(64, 16)), jnp.asarray(_normal(64, 4))
+
+    def loss(w, x):
+        return jnp.sum(dot_general(x, w, (((1,), (0,)), ((), ())), config=cfg) * c)
+
+    for w in (jnp.zeros((16, 4)), jnp.asarray(_normal(16, 4))):
+        eager = jax.grad(loss, argnums=(0, 1))(w, x)
+        jitted = jax.jit(jax.grad(loss, argnums=(0, 1)))(w, x)
+        for e, j in zip(eager, jitted):
+            np.testing.assert_array_equal(e, j)
+
+
 def _dense(params, x, dot):
     y = dot(x, params["w"], (((x.ndim - 1,), (0,)), ((), ())))
     return y + params["b"]
