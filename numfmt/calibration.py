@@ -109,7 +109,7 @@ def _max_min(a, b):
 
 
 def _masked_absmax(axes):
-    return lambda x: jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0), axis=axes).astype(x.dtype)
+    return lambda x: jnp.max(_finite_abs(x), axis=axes).astype(x.dtype)
 
 
 def _finite_abs(x):

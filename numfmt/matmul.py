@@ -187,7 +187,8 @@ class _Operand(NamedTuple):
 
 
 def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
-    """Quantize a canonical ``(B, R, K)`` float32 operand, contraction axis last."""
+    """Quantize a float32 operand: canonical ``(B, R, K)``, contraction axis last, or
+    of any layout for the granularities ``"none"`` and ``"tensor"`` (see :func:`_operand`)."""
     fmt = spec.fmt
     key = key if spec.rounding == "stochastic" else None
     if spec.granularity == "none":
@@ -218,7 +219,6 @@ def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
         # The values of qa.dequantize(), through quantize (= decode . encode) so that the
         # codec's short nearest-even path serves them: the fast path uses only these, and
         # XLA then drops the encode (a quarter of the fast path's time at 2048^3).
-        scale = jnp.asarray(qa.scale, jnp.float32)
         y = _scaled.divide_by_scale(x, scale, spec.scale_fmt)
         v = _codec.quantize(y, qa.fmt, spec.rounding, key=key, saturate=True)
         return _Operand(elem, kscale, escale, _scaled.multiply_by_scale(v, scale, spec.scale_fmt))
