@@ -233,20 +233,8 @@ def build_cases(x, x_np):
     return cases, libs
 
 
-def versions(libs) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = [f"jax {jax.__version__}", f"ml_dtypes {ml_dtypes.__version__}", f"numpy {np.__version__}"]
-    for dist in ("gfloat", "pychop", "torch", "qtorch", "qwix"):
-        try:
-            out.append(f"{dist} {version(dist)}")
-        except PackageNotFoundError:
-            pass
-    return ", ".join(out)
-
-
 def machine() -> str:
-    return describe("ml_dtypes", "gfloat", "pychop")
+    return describe("ml_dtypes", "numpy", "gfloat", "pychop", "torch", "qtorch", "qwix")
 
 
 def _markdown(head, body) -> str:
@@ -292,7 +280,6 @@ def main(argv=None):
     refs = {name: x_np.astype(dt).astype(np.float32).view(np.uint32) for name, _, dt, _, _ in FORMATS}
     cases, libs = build_cases(x, x_np)
     print(f"# {datetime.date.today().isoformat()}; {machine()}")
-    print(f"# {versions(libs)}")
     print(f"# input: 2**{args.log2n} standard-normal float32; min of {args.reps} round-robin repetitions after 2 warm-ups")
     for lib, why in libs.items():
         if why:

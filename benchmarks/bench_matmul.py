@@ -20,13 +20,12 @@ Prints a markdown table with the machine; docs/matmul.md records a run.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from machine import describe
 from timing import median_time
 
 import numfmt as nf
@@ -64,9 +63,7 @@ def main(argv=None):
     f = jax.jit(lambda x, layer: intgemm.int_linear(x, layer))
     rows.append(("intgemm.int_linear (int8 in, int8 out)", median_time(f, xq, layer, reps=args.repeat, warmup=1)))
 
-    dev = jax.devices()[0]
-    print(f"size {n}x{n}x{n}; jax {jax.__version__}; device {dev.platform} ({dev.device_kind}); "
-          f"{os.cpu_count()} CPUs; {platform.processor() or platform.machine()}; median of {args.repeat}")
+    print(f"size {n}x{n}x{n}; median of {args.repeat}; {describe()}")
     print("| product | time (ms) | vs jnp.matmul float32 |")
     print("| --- | --- | --- |")
     for name, t in rows:

@@ -16,12 +16,12 @@ Run:  python benchmarks/bench_scaled.py [--n 4096] [--reps 10]
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from machine import describe
 from timing import median_time
 
 from numfmt.mx import mx_quantize, nvfp4_quantize
@@ -69,8 +69,7 @@ def main():
     except ImportError:
         gfloat_fmt = {}
 
-    print(f"# {args.n}x{args.n} float32, median of {args.reps}; jax {jax.__version__} on "
-          f"{jax.devices()[0].platform} ({platform.processor() or platform.machine()})")
+    print(f"# {args.n}x{args.n} float32, median of {args.reps}; {describe('gfloat')}")
     print("| op | numfmt ms | x copy | gfloat quantize_block ms | numfmt speed-up |")
     print("| --- | ---: | ---: | ---: | ---: |")
     base = None
@@ -81,8 +80,6 @@ def main():
             tg = gfloat_time(x_np, gfloat_fmt[name], args.gfloat_blocks)
             g = f"{tg * 1e3:.0f} (extrapolated from {args.gfloat_blocks} blocks)"
             s = f"{tg / t:.0f}x"
-        elif name.startswith("copy"):
-            g, s = "", ""
         elif "int8" in name:
             g, s = "n/a (gfloat has no per-channel integer quantizer)", ""
         elif "nvfp4" in name:
