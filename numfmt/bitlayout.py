@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -47,3 +50,16 @@ def split_bits(x, lay):
     e_in = (mag >> lay.uint(lay.man)).astype(lay.sint)
     man = mag & lay.uint((1 << lay.man) - 1)
     return sign, e_in, man, mag
+
+
+@contextlib.contextmanager
+def x64():
+    """Run JAX with 64-bit types inside (so float64 inputs stay float64 and decode is exact)."""
+    if hasattr(jax, "enable_x64"):  # newer jax: a config state usable as a context
+        with jax.enable_x64(True):
+            yield
+    else:  # pragma: no cover - older jax
+        from jax.experimental import enable_x64
+
+        with enable_x64():
+            yield

@@ -20,7 +20,6 @@ parser is built, so adding a subcommand touches no other one.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib
 import os
@@ -32,6 +31,7 @@ import numpy as np
 
 import numfmt as nf
 from numfmt import formats as _formats
+from numfmt.bitlayout import x64
 from numfmt.describe import (
     LIST_HEADERS,
     LIST_RIGHT,
@@ -108,21 +108,6 @@ def get_rounding(name: str) -> str:
         return check_rounding(name)
     except (ValueError, TypeError):
         raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(ROUNDING_MODES)}") from None
-
-
-@contextlib.contextmanager
-def x64():
-    """Run JAX with 64-bit types inside (so inputs stay float64 and decode is exact)."""
-    import jax
-
-    if hasattr(jax, "enable_x64"):  # newer jax: a config state usable as a context
-        with jax.enable_x64(True):
-            yield
-    else:  # pragma: no cover - older jax
-        from jax.experimental import enable_x64
-
-        with enable_x64():
-            yield
 
 
 def decode_codes(codes: list[int], fmt) -> list[float]:

@@ -53,7 +53,6 @@ format without NaN gives ``+0`` for a NaN result (the codec's rule), with ``inva
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from fractions import Fraction
@@ -62,11 +61,12 @@ import numpy as np
 
 from numfmt import formats as _formats
 from numfmt.formats import FloatFormat
+from numfmt.rounding import DETERMINISTIC_MODES
 
 __all__ = ["FLAG_NAMES", "Flags", "add", "div", "fma", "mul", "sqrt", "sub"]
 
 FLAG_NAMES = ("invalid", "divbyzero", "overflow", "underflow", "inexact")
-_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+_MODES = DETERMINISTIC_MODES
 _RANGE = 500  # ops take formats whose values lie in [2**-_RANGE, 2**_RANGE]
 
 
@@ -91,14 +91,6 @@ class Flags:
 # ---- argument checks -------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _x64():
-    import jax
-
-    with jax.enable_x64(True):
-        yield
-
-
 def _check_format(fmt) -> FloatFormat:
     fmt = _formats.get(fmt)
     if not isinstance(fmt, FloatFormat) or not fmt.signed:
@@ -119,9 +111,10 @@ def _check_mode(rounding, tininess):
 def _encode(x: np.ndarray, fmt, rounding, saturate) -> np.ndarray:
     import jax.numpy as jnp
 
+    from numfmt.bitlayout import x64
     from numfmt.codec import decode, encode
 
-    with _x64():
+    with x64():
         codes = encode(jnp.asarray(x, dtype=jnp.float64), fmt, rounding, saturate=saturate)
         return np.asarray(decode(codes, fmt, dtype=jnp.float64))
 

@@ -578,3 +578,9 @@ def test_bad_arguments():
         reference_decode(256, F.E4M3)
     with pytest.raises(TypeError):
         reference_round("1.0", F.E4M3)
+
+
+def test_reference_functions_name_fmt_when_it_is_not_a_format():
+    for call in (lambda: reference_decode(0, "e4m3"), lambda: reference_round(1.0, "e4m3", "nearest_even")):
+        with pytest.raises(TypeError, match="fmt must be a FloatFormat"):
+            call()

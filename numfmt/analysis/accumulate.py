@@ -16,7 +16,6 @@ The functions run under ``jax.enable_x64`` internally and return float64 NumPy a
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import jax
@@ -27,22 +26,10 @@ from jax import lax
 from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
+from numfmt.bitlayout import x64
 from numfmt.formats import FloatFormat
 
 __all__ = ["dot_partials", "harmonic_sum", "recursive_sum", "stagnation"]
-
-
-@contextlib.contextmanager
-def x64():
-    """JAX with 64-bit types inside."""
-    if hasattr(jax, "enable_x64"):
-        with jax.enable_x64(True):
-            yield
-    else:  # pragma: no cover - older jax
-        from jax.experimental import enable_x64
-
-        with enable_x64():
-            yield
 
 
 def _round_to_odd_sum(s, t):

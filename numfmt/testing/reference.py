@@ -157,6 +157,12 @@ def _to_infinity(mode: str, negative: bool) -> bool:
     return (mode == "up" and not negative) or (mode == "down" and negative)
 
 
+def _check_fmt(fmt):
+    if not isinstance(fmt, (FloatFormat, IntFormat, CodebookFormat)):
+        raise TypeError(f"fmt must be a FloatFormat, IntFormat or CodebookFormat, got {fmt!r}")
+    return fmt
+
+
 def _check_mode(rounding) -> str:
     if rounding != "stochastic" and rounding not in _MODES:
         raise ValueError(f"rounding must be one of {_MODES + ('stochastic',)}, got {rounding!r}")
@@ -333,6 +339,7 @@ def reference_round(
       The code as a non-negative int: sign bit at ``fmt.bits - 1`` for signed float
       formats, two's complement in the low ``bits`` bits for integer formats.
     """
+    fmt = _check_fmt(fmt)
     mode = _check_mode(rounding)
     sr = _check_sr(mode, u, rbits, variant, word_bits)
     sign, mag, is_nan = exact_value(value)
@@ -340,9 +347,7 @@ def reference_round(
         return _round_float(sign, mag, is_nan, fmt, mode, bool(saturate), sr)
     if isinstance(fmt, IntFormat):
         return _round_int(sign, mag, is_nan, fmt, mode, sr)
-    if isinstance(fmt, CodebookFormat):
-        return _round_codebook(sign, mag, is_nan, fmt, mode)
-    raise TypeError(f"fmt must be a FloatFormat, IntFormat or CodebookFormat, got {fmt!r}")
+    return _round_codebook(sign, mag, is_nan, fmt, mode)
 
 
 def grid_value(magnitude_code: int, fmt: FloatFormat) -> Fraction:
@@ -369,6 +374,7 @@ def reference_decode(code: int, fmt):
     has ``-0``, so never in the ``fnuz`` style). Integer codes are read as
     two's complement (for narrow formats the dropped code still reads as ``min - 1``).
     """
+    fmt = _check_fmt(fmt)
     code = int(code)
     if not 0 <= code < (1 << fmt.bits):
         raise ValueError(f"code {code} does not fit in {fmt.bits} bits of {fmt.name}")

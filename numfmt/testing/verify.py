@@ -30,12 +30,12 @@ import numpy as np
 
 from numfmt import formats as _formats
 from numfmt.formats import CodebookFormat
+from numfmt.rounding import DETERMINISTIC_MODES as _MODES
 from numfmt.testing import strategies as _strategies
 from numfmt.testing.reference import reference_decode, reference_round
 
 __all__ = ["Mismatch", "VerifyReport", "verify"]
 
-_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
 _CHUNK = 1 << 13  # inputs per candidate call in the exhaustive stage
 _RANDOM_FAMILIES = ("random_bits", "near_grid", "near_tie", "in_range")
 
@@ -176,9 +176,10 @@ def _mismatch(checker: _Checker, value, family: str, expected: int, actual: int,
     return Mismatch("\n".join(lines), value=value, family=family, expected=expected, actual=actual, stage=stage)
 
 
-def _simplest(checker, values, families, fails, stage):
+def _simplest(checker, values, family, fails, stage):
+    """The Mismatch of the simplest failing input; ``family(i)`` names input ``i``'s family."""
     i, want, got = min(fails, key=lambda f: _strategies.simplicity(values[f[0]]))
-    return _mismatch(checker, values[i], families[i], want, got, stage)
+    return _mismatch(checker, values[i], family(i), want, got, stage)
 
 
 def _check_args(candidate, fmt, rounding, source, exhaustive, max_examples, batch_size):
@@ -253,7 +254,7 @@ def verify(
     if edge_cases:
         fails = checker.failures(values)
         if fails:
-            raise _simplest(checker, values, labels, fails,
+            raise _simplest(checker, values, labels.__getitem__, fails,
                             f"the structured cases ({len(values)} checked, {len(fails)} wrong); the simplest is shown")
         families.update(labels)
     structured = len(values) if edge_cases else 0
@@ -264,8 +265,8 @@ def verify(
             chunk = np.arange(start, min(start + _CHUNK, total), dtype=checker.uint).view(dtype)
             fails = checker.failures(chunk)
             if fails:
-                fams = [_strategies.family_of(v, fmt) for v in chunk]
-                raise _simplest(checker, chunk, fams, fails,
+                # family_of is an exact search: run it for the one input shown only.
+                raise _simplest(checker, chunk, lambda i, chunk=chunk: _strategies.family_of(chunk[i], fmt), fails,
                                 f"the exhaustive check of every {dtype.name} input; the simplest failing one is shown")
         families["exhaustive"] += total
         return VerifyReport(checker.name, fmt.name, rounding, bool(saturate), dtype.name, structured, total, 0,
@@ -361,6 +362,6 @@ def _prefer_structured(checker, found: Mismatch, values, labels, edge_cases) -> 
              if _strategies.simplicity(values[f[0]]) < _strategies.simplicity(found.value)]
     if not fails:
         return found
-    simpler = _simplest(checker, values, labels, fails, "")
+    simpler = _simplest(checker, values, labels.__getitem__, fails, "")
     stage = f"{found.stage}; then minimized over the structured cases"
     return _mismatch(checker, simpler.value, simpler.family, simpler.expected, simpler.actual, stage)
