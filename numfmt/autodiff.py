@@ -30,6 +30,7 @@ from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt import scaled as _scaled
+from numfmt.bitlayout import check_float_input
 from numfmt.formats import CodebookFormat, IntFormat
 
 __all__ = ["fake_quant", "quantize_grad"]
@@ -128,9 +129,7 @@ _quantize_grad.defvjp(_quantize_grad_fwd, _quantize_grad_bwd)
 
 def _make_opts(x, fmt, rounding, key, rbits, saturate, clipped, scale, granularity, axis, block_size, scale_fmt,
                scale_rounding, calibration, symmetric):
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
+    x = check_float_input(x)
     fmt = _formats.get(fmt)
     rounding = _rounding.check_rounding(rounding)
     if rounding == "stochastic" and key is None:

@@ -27,6 +27,14 @@ F32 = Layout(np.float32)
 F64 = Layout(np.float64)
 
 
+def check_float_input(x, arg="x"):
+    """``x`` as a JAX array; a TypeError naming ``arg`` unless it is floating-point."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{arg} must be a floating-point array, got dtype {x.dtype}")
+    return x
+
+
 def as_float_input(x, arg="x"):
     """Checks that ``x`` is a real float array; widens float16/bfloat16 to float32 exactly."""
     x = jnp.asarray(x)

@@ -45,6 +45,7 @@ from jax import lax
 
 from numfmt import codec as _codec
 from numfmt import formats as _formats
+from numfmt.bitlayout import check_float_input
 from numfmt.formats import IntFormat
 
 __all__ = ["METHODS", "MinMaxState", "calibrate", "minmax_init", "minmax_range", "minmax_update"]
@@ -224,9 +225,7 @@ def calibrate(
       ``c`` or ``(lo, hi)``, arrays of ``x``'s float dtype.
     """
     fmt = _formats.get(fmt)
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
+    x = check_float_input(x)
     if x.dtype != jnp.float64:
         x = x.astype(jnp.float32)
     if method not in METHODS:

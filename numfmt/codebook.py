@@ -35,6 +35,7 @@ import numpy as np
 from jax import lax
 
 from numfmt import packing as _packing
+from numfmt.bitlayout import check_float_input
 
 __all__ = [
     "CodebookArray",
@@ -155,9 +156,7 @@ def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     if isinstance(iters, bool) or not isinstance(iters, int) or iters < 0:
         raise ValueError(f"iters must be an int >= 0, got {iters!r}")
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"x must be a floating-point array, got dtype {x.dtype}")
+    x = check_float_input(x)
     if x.size == 0:
         raise ValueError("x is empty: there is nothing to cluster")
     flat = x.reshape(-1).astype(jnp.float32)
@@ -182,8 +181,16 @@ def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask
 
 
 def centroid_grads(grads, labels, k: int):
-    """Gradient of each shared value: the sum of the gradients of its weights (Deep Compression eq. 3)."""
+    """Gradient of each shared value: the sum of the gradients of its weights (Deep Compression eq. 3).
+
+    ``labels`` gives each weight's shared value in ``[0, k)`` (a label outside it adds
+    to nothing, as in ``jax.ops.segment_sum``); ``grads`` has one entry per label.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive int (the number of shared values), got {k!r}")
     grads = jnp.asarray(grads)
+    if grads.size != jnp.size(labels):
+        raise ValueError(f"grads must have one entry per label: {grads.size} grads for {jnp.size(labels)} labels")
     return jax.ops.segment_sum(grads.reshape(-1).astype(jnp.float32),
                                jnp.asarray(labels).reshape(-1).astype(jnp.int32), num_segments=k)
 
@@ -194,6 +201,10 @@ def kmeans_qat_update(q: CodebookArray, grads, lr: float) -> CodebookArray:
     ``grads`` are the loss gradients with respect to the dequantized weights. Labels are
     kept; a pruned array's value 0 stays 0.
     """
+    if not isinstance(q, CodebookArray):
+        raise TypeError(f"q must be a CodebookArray (from kmeans_quantize), got {type(q).__name__}")
+    if jnp.shape(grads) != q.shape:
+        raise ValueError(f"grads must have q's shape {q.shape}, got {jnp.shape(grads)}")
     g = centroid_grads(grads, q.labels, 1 << q.bits)
     if q.pruned:
         g = g.at[0].set(0)

@@ -42,6 +42,7 @@ from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt import scaled as _scaled
 from numfmt.accumulator import Accumulator, accumulate
+from numfmt.bitlayout import check_float_input
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 from numfmt.mx import nvfp4_quantize as _nvfp4_quantize
 
@@ -433,10 +434,7 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
     """
     del precision, out_sharding
     config = _check_config(config)
-    lhs, rhs = jnp.asarray(lhs), jnp.asarray(rhs)
-    for arg, x in (("lhs", lhs), ("rhs", rhs)):
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{arg} must be a floating-point array, got dtype {x.dtype}")
+    lhs, rhs = check_float_input(lhs, "lhs"), check_float_input(rhs, "rhs")
     try:
         (lc, rc), (lb, rb) = dimension_numbers
     except (TypeError, ValueError):

@@ -18,12 +18,12 @@ from numfmt import calibration as _calibration
 from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
+from numfmt.bitlayout import check_float_input
 from numfmt.formats import FloatFormat, IntFormat
 from numfmt.scaled import (
     QArray,
     _layout,
     _quantize_core,
-    check_float_input,
     check_granularity,
     check_scale_rounding,
     choose_scale,
@@ -91,12 +91,12 @@ def _nvfp4_core(x, key, rbits, *, axis, block_size, rounding):
     blocked, reduce, user = _layout(x.shape, axis, block_size)
     xb = x.astype(work).reshape(blocked)
     elem, scale_fmt = _formats.E2M1, _formats.E4M3
-    amax = _calibration.calibrate(xb, elem, "absmax")
+    c = _calibration.calibrate(xb, elem, "absmax", axis=reduce, keepdims=True)
+    amax = jnp.max(c)  # the tensor's absmax: the largest block absmax
     ok = jnp.isfinite(amax) & (amax > 0)
     # The tensor scale maps the tensor's amax to the largest block scale times the
     # largest element (448 * 6), so block scales use E4M3's whole range.
     tensor_scale = jnp.where(ok, jnp.maximum(amax / work(scale_fmt.max * elem.max), 2.0**-126), 1).astype(work)
-    c = _calibration.calibrate(xb, elem, "absmax", axis=reduce, keepdims=True)
     scale = choose_scale(c / tensor_scale, elem.max, elem.emax, scale_fmt, "nearest", work)
     y = xb / (scale * tensor_scale)
     codes = _codec.encode(y, elem, rounding, key=key, rbits=rbits, saturate=True)

@@ -52,6 +52,7 @@ from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import packing as _packing
 from numfmt import rounding as _rounding
+from numfmt.bitlayout import check_float_input
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
 __all__ = ["SCALE_ROUNDINGS", "QArray", "dequantize", "quantize_scaled"]
@@ -283,13 +284,6 @@ def _dequantize_jit(q, dtype):
 
 
 # ---- quantize_scaled ---------------------------------------------------------------------
-
-
-def check_float_input(x, arg="x"):
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(f"{arg} must be a floating-point array, got dtype {x.dtype}")
-    return x
 
 
 def check_granularity(shape, axis, block_size):

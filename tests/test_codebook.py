@@ -161,3 +161,17 @@ def test_bad_input():
 def test_constant_input_is_exact():
     q = kmeans_quantize(jnp.full((10,), 2.5, jnp.float32), 2)
     np.testing.assert_array_equal(q.dequantize(), jnp.full((10,), 2.5))
+
+
+def test_qat_update_and_centroid_grads_name_bad_arguments():
+    x = jnp.asarray(np.random.default_rng(3).standard_normal((8, 8)), jnp.float32)
+    q = kmeans_quantize(x, 2)
+    with pytest.raises(ValueError, match="grads must have q's shape"):
+        kmeans_qat_update(q, jnp.ones((4, 4)), lr=0.1)
+    with pytest.raises(TypeError, match="q must be a CodebookArray"):
+        kmeans_qat_update(x, jnp.ones((8, 8)), lr=0.1)
+    with pytest.raises(ValueError, match="one entry per label"):
+        centroid_grads(jnp.ones(63), q.labels, 4)
+    for k in (0, 2.5, True):
+        with pytest.raises(ValueError, match="k must be a positive int"):
+            centroid_grads(jnp.ones(64), q.labels, k)
