@@ -139,6 +139,7 @@ class Accumulator:
 
     @property
     def is_int(self) -> bool:
+        """Whether the running sum is an integer format (an INT32 accumulator, say)."""
         return isinstance(self.fmt, IntFormat)
 
 

@@ -224,10 +224,10 @@ def multiply_by_quantized_multiplier(x, m, shift, *, rounding: str = "double"):
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, m), right)
 
 
-def _int_range(fmt):
+def _int_range(fmt, arg="out_fmt"):
     fmt = _formats.get(fmt)
     if not isinstance(fmt, IntFormat):
-        raise ValueError(f"out_fmt must be an IntFormat, got {fmt.name}")  # noqa: TRY004
+        raise ValueError(f"{arg} must be an IntFormat, got {fmt.name}")  # noqa: TRY004
     return fmt
 
 
@@ -288,7 +288,7 @@ def activation_range(activation, scale: float, zero_point: int, out_fmt=_formats
 
 def quantize_affine(x, scale, zero_point, fmt=_formats.INT8):
     """``clamp(round(x / scale) + zero_point)`` as int32 (TFLite's ``AffineQuantize``; ties away)."""
-    fmt = _int_range(fmt)
+    fmt = _int_range(fmt, "fmt")
     x = jnp.asarray(x, jnp.float32)
     r = _codec.quantize(x / jnp.asarray(scale, jnp.float32), _formats.INT32, "nearest_away")
     return jnp.clip(r.astype(jnp.int32) + _as_int32(zero_point), fmt.min, fmt.max)
@@ -377,6 +377,7 @@ def prepare_linear(w, bias=None, *, x_scale: float, x_zero_point: int, out_scale
     w = jnp.asarray(w, jnp.float32)
     if w.ndim != 2:
         raise ValueError(f"w must be (K, N), got shape {w.shape}")
+    w_fmt = _int_range(w_fmt, "w_fmt")  # the int32 GEMM takes integer weights only
     qa = _scaled.quantize_scaled(w, w_fmt, axis=0 if per_channel else None, symmetric=symmetric)
     w_q = _codec.decode(qa.codes, qa.fmt, jnp.float32).astype(jnp.int32)
     N = w.shape[1]

@@ -106,9 +106,7 @@ class OperandSpec:
             raise ValueError(f"block_size is for granularity='block', got granularity={self.granularity!r}")
         if not isinstance(scale_fmt, FloatFormat):
             raise ValueError(f"scale_fmt must be a float format, got {scale_fmt.name}")  # noqa: TRY004
-        if self.scale_rounding is not None and self.scale_rounding not in _scaled.SCALE_ROUNDINGS:
-            raise ValueError(f"scale_rounding must be one of {_scaled.SCALE_ROUNDINGS} or None, "
-                             f"got {self.scale_rounding!r}")
+        _scaled.check_scale_rounding(self.scale_rounding, scale_fmt)
         if not self.symmetric and not (isinstance(fmt, IntFormat) and self.granularity in ("tensor", "channel")):
             raise ValueError("symmetric=False (a zero point) needs an IntFormat with granularity 'tensor' or 'channel'")
         if self.two_level and not (self.granularity == "block" and fmt == _formats.E2M1
@@ -172,6 +170,7 @@ class MatmulConfig:
                         raise ValueError(f"an integer accumulator needs integer operands, got {side.fmt.name}")  # noqa: TRY004
 
     def uses_stochastic(self) -> bool:
+        """Whether any operand, cotangent or accumulator rounds stochastically (then ``key=`` is needed)."""
         specs = [self.lhs, self.rhs] + ([self.grad] if self.grad is not None else [])
         accs = [a for a in (self.accumulator, self.grad_accumulator) if a is not None]
         return any(s.rounding == "stochastic" for s in specs) or any(a.rounding == "stochastic" for a in accs)
@@ -203,27 +202,29 @@ def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
             x, fmt, axis=None if spec.granularity == "tensor" else 2, block_size=spec.block_size,
             scale_fmt=spec.scale_fmt, symmetric=spec.symmetric, rounding=spec.rounding, key=key,
             scale_rounding=spec.scale_rounding)
-    vals = _codec.decode(qa.codes, qa.fmt, jnp.float32)
+    scale = jnp.asarray(qa.scale, jnp.float32)
+    # One scale for the tensor: the element values through quantize (= decode . encode),
+    # so that the codec's short nearest-even path serves them and XLA drops the encode
+    # (a quarter of the fast path's time at 2048^3).
+    requantize = (spec.granularity == "tensor" and qa.zero_point is None and qa.elem_scale == 1.0
+                  and qa.tensor_scale is None and not isinstance(qa.fmt, CodebookFormat))
+    if requantize:
+        y = _scaled.divide_by_scale(x, scale, spec.scale_fmt)
+        vals = _codec.quantize(y, qa.fmt, spec.rounding, key=key, saturate=True)
+    else:
+        vals = _codec.decode(qa.codes, qa.fmt, jnp.float32)
     if isinstance(qa.fmt, IntFormat) and qa.elem_scale == 1.0:
         elem = vals.astype(jnp.int32)
         if qa.zero_point is not None:
             elem = elem - jnp.asarray(qa.zero_point, jnp.int32)
     else:
         elem = vals * jnp.float32(qa.elem_scale) if qa.elem_scale != 1.0 else vals
-    scale = jnp.asarray(qa.scale, jnp.float32)
     if spec.granularity == "block":
         kscale, escale = scale, qa.tensor_scale
     else:
         kscale, escale = None, scale.reshape(scale.shape[:2]) if scale.ndim else scale
-    if (spec.granularity == "tensor" and qa.zero_point is None and qa.elem_scale == 1.0
-            and qa.tensor_scale is None and not isinstance(qa.fmt, CodebookFormat)):
-        # The values of qa.dequantize(), through quantize (= decode . encode) so that the
-        # codec's short nearest-even path serves them: the fast path uses only these, and
-        # XLA then drops the encode (a quarter of the fast path's time at 2048^3).
-        y = _scaled.divide_by_scale(x, scale, spec.scale_fmt)
-        v = _codec.quantize(y, qa.fmt, spec.rounding, key=key, saturate=True)
-        return _Operand(elem, kscale, escale, _scaled.multiply_by_scale(v, scale, spec.scale_fmt))
-    return _Operand(elem, kscale, escale, qa.dequantize(jnp.float32))
+    deq = _scaled.multiply_by_scale(vals, scale, spec.scale_fmt) if requantize else qa.dequantize(jnp.float32)
+    return _Operand(elem, kscale, escale, deq)
 
 
 def _check_block(K, spec, what):

@@ -90,10 +90,14 @@ def value_grid(formats, *, ax=None, tick_bits: int = 8):
     """
     formats = [_formats.get(f) for f in ([formats] if isinstance(formats, (str, _formats.Format)) else formats)]
     ax = _axes(ax, width=8.0, height=0.5 * len(formats) + 2.0)
-    narrow = [f for f in formats if f.bits <= tick_bits]
-    if narrow:
-        lows = [float(np.min(f.values()[f.values() > 0])) for f in narrow]
-        highs = [float(f.max) for f in narrow]
+    positive = {}  # each narrow format's positive values: values() loops in Python, so once each
+    for f in formats:
+        if f.bits <= tick_bits:
+            v = f.values()
+            positive[f] = v[v > 0]
+    if positive:
+        lows = [float(np.min(v)) for v in positive.values()]
+        highs = [float(f.max) for f in positive]
         lo_lim, hi_lim = min(lows) / 4, max(highs) * 64  # room on the right for the labels
     else:
         lo_lim, hi_lim = 2.0**-20, 2.0**24
@@ -101,9 +105,8 @@ def value_grid(formats, *, ax=None, tick_bits: int = 8):
     for row, fmt in enumerate(formats):
         y = len(formats) - 1 - row
         labels.append((y, f"{fmt.name} ({fmt.bits} bits)"))
-        if fmt.bits <= tick_bits:
-            values = fmt.values()
-            values = values[values > 0]
+        if fmt in positive:
+            values = positive[fmt]
             low = float(fmt.min_normal) if fmt.kind == "float" else 0.0
             sub, normal = values[values < low], values[values >= low]
             for vals, color, name in ((normal, "C0", "normal value"), (sub, "C1", "subnormal value")):

@@ -264,8 +264,13 @@ def test_int_conv2d_matches_direct_int64_convolution(padding, stride):
 def test_bad_input():
     with pytest.raises(ValueError, match="mismatched"):
         ig.int_gemm(np.ones((2, 3), np.int32), np.ones((4, 2), np.int32), 0, 0)
-    with pytest.raises(ValueError, match="IntFormat"):
+    with pytest.raises(ValueError, match="out_fmt must be an IntFormat"):
         ig.requantize(np.ones(3, np.int32), 2**30, 0, 0, nf.E4M3)
+    with pytest.raises(ValueError, match="^fmt must be an IntFormat"):
+        ig.quantize_affine(np.ones(3), 0.5, 0, "e4m3")
+    with pytest.raises(ValueError, match="w_fmt must be an IntFormat"):  # float weights would be cast to int32
+        ig.prepare_linear(np.ones((4, 2)), x_scale=0.1, x_zero_point=0, out_scale=0.2, out_zero_point=0,
+                          w_fmt="e4m3")
     with pytest.raises(ValueError, match="NHWC"):
         ig.im2col(jnp.ones((3, 3)), (2, 2))
     with pytest.raises(ValueError, match="padding"):

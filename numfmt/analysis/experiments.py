@@ -63,6 +63,7 @@ class Plan:
 
 
 def plan(formats=None, quick: bool = False, seed: int = 0) -> Plan:
+    """The study's settings: formats (default or quick set), roundings, sizes and trial counts."""
     names = formats or (QUICK_FORMATS if quick else DEFAULT_FORMATS)
     fmts = tuple(dict.fromkeys(_formats.get(f) for f in names))
     return Plan(
@@ -312,12 +313,12 @@ def section_stochastic(p: Plan, X_shape, progress=_no_progress) -> dict:
                                 "stderr_ulp": float(e.std() / math.sqrt(e.size)), "rms_ulp": float(np.sqrt((e * e).mean())),
                                 "expected_ulp": expected, "n": int(e.size)})
     accs = [a for a in p.accumulators if a.man_bits < 20]
+    exact = float(np.sum(1.0 / np.arange(1, p.k_max + 1)))  # the harmonic sum H(k_max), in float64
     for i, acc in enumerate(accs):
         progress("stagnation and harmonic sums", i, len(accs))
         inc = 2.0 ** -(acc.man_bits + 2)  # a quarter of the ulp of 1
         st = stagnation(acc, inc, p.k_max, start=1.0, runs=p.trials, seed=p.seed + 31 + i)
         out["stagnation"].append(st)
-        exact = float(np.sum(1.0 / np.arange(1, p.k_max + 1)))
         rn = harmonic_sum(acc, p.k_max, "nearest_even", runs=p.trials)
         sr = harmonic_sum(acc, p.k_max, "stochastic", runs=p.trials, seed=p.seed + 41 + i)
         stall = int(np.argmax(rn[:, 0] == rn[-1, 0])) + 1
