@@ -113,9 +113,14 @@ def _nan_table(fmt):
     return ours, theirs
 
 
+def _is_nan_bits(b):
+    """Whether float32 bit patterns are NaN: exponent all ones and mantissa non-zero."""
+    return (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+
+
 def _is_nan_code(codes: np.ndarray, fmt, side: str) -> np.ndarray:
-    if fmt.bits == 32:  # float32 itself: IEEE NaN, exponent all ones and mantissa non-zero
-        return (codes & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+    if fmt.bits == 32:  # float32 itself
+        return _is_nan_bits(codes)
     ours, theirs = _nan_table(fmt)
     return (ours if side == "ours" else theirs)[codes]
 
@@ -160,7 +165,7 @@ def classify(bits: np.ndarray, ours: np.ndarray, ref: np.ndarray, fmt):
 
     take("both_nan", _is_nan_code(o, fmt, "ours") & _is_nan_code(r, fmt, "theirs"))
     if not fmt.has_nan:
-        input_nan = (b & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000)
+        input_nan = _is_nan_bits(b)
         magnitude = np.uint32((1 << (fmt.bits - int(fmt.signed))) - 1)
         take("nan_input_zero", input_nan & (o == 0) & ((r & r.dtype.type(magnitude)) == 0))
     if fmt.specials == "e8m0":
@@ -173,10 +178,6 @@ def classify(bits: np.ndarray, ours: np.ndarray, ref: np.ndarray, fmt):
         for bb, oo, rr in zip(b[left][:MAX_EXAMPLES], o[left][:MAX_EXAMPLES], r[left][:MAX_EXAMPLES])
     ]
     return counts, examples
-
-
-def _is_nan_bits(b):
-    return (b & 0x7FFFFFFF) > 0x7F800000
 
 
 @functools.cache

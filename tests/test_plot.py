@@ -106,8 +106,10 @@ def test_bars_and_estimates(tmp_path):
 
 def test_new_figure_and_external_axes(tmp_path):
     fig, axes = plot.new_figure(1, 2)
-    plot.value_grid("e2m1", ax=axes[0])
-    plot.bars({"g": {"a": 1.0}}, ax=axes[1])
+    assert plot.value_grid("e2m1", ax=axes[0]) is axes[0]
+    assert plot.bars({"g": {"a": 1.0}}, ax=axes[1]) is axes[1]
+    assert axes[0].collections or axes[0].lines  # drawn into the axes given
+    assert len(axes[1].patches) == 1
     saved(fig, tmp_path)
 
 
