@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from numfmt.rounding import round_shift
+from numfmt.rounding import overflows_to_infinity, round_shift
 
 
 class Layout:
@@ -147,9 +147,9 @@ def compose(sign, Z, e, rounding, dtype):
     result is rounded to the format's precision, with gradual underflow below its
     normal range (IEEE 754 §7.5), by any deterministic mode of
     :func:`numfmt.rounding.round_shift`. Past the largest finite value the result is
-    inf when the mode overflows to infinity (IEEE 754 §7.4: the nearest modes) and the
-    largest finite value for ``"odd"`` and ``"toward_zero"``. ``Z == 0`` gives a zero
-    of the given sign. Integer operations only: no flush to zero on any backend.
+    inf or the largest finite value as IEEE 754 §7.4 says for the mode (round to odd:
+    the largest finite value). ``Z == 0`` gives a zero of the given sign. Integer
+    operations only: no flush to zero on any backend.
     """
     lay = layout_of(dtype)
     U, S, P, W = lay.uint, lay.sint, lay.man, lay.width
@@ -165,8 +165,7 @@ def compose(sign, Z, e, rounding, dtype):
     field = jnp.clip(E - emin, 0, (1 << (W - 1 - P)) - 2).astype(U)  # clipped: no wrap past inf
     bits = jnp.where(normal, (field << U(P)) + R, R)
     top = inf_bits(lay)
-    to_inf = rounding in ("nearest_even", "nearest_away")
-    bits = jnp.where(bits >= top, top if to_inf else top - U(1), bits)
+    bits = jnp.where(bits >= top, jnp.where(overflows_to_infinity(rounding, sign), top, top - U(1)), bits)
     bits = jnp.where(Z == 0, U(0), bits) | (sign.astype(U) << U(W - 1))
     return lax.bitcast_convert_type(bits, dtype)
 

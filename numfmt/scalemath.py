@@ -44,18 +44,24 @@ def is_coarse(min_step: float, dtype) -> bool:
 
 
 def _prescaled(x, lay):
-    """``(x', K)``: ``x' = x * 2**K`` normal (``K`` = 64 for subnormal ``x``, else 0), exactly.
+    """``(x', K)``: ``x' = x * 2**K`` exactly, ``K = 64`` where ``|x| < 2**-100``, else 0.
 
-    A subnormal's magnitude bits are its value in units of the smallest subnormal; the
-    integer-to-float conversion and a normal product are exact and flush nothing.
+    So that ``x' / m`` for ``m`` in [1, 2) is normal: no flush on CPU. A subnormal's
+    magnitude bits are its value in units of the smallest subnormal, so an integer to
+    float conversion and a product of normals give ``x * 2**64`` exactly; a small
+    normal gets 64 added to its exponent field.
     """
     U = lay.uint
     u = lax.bitcast_convert_type(x, U)
-    mag = u & U((1 << (lay.width - 1)) - 1)
-    sub = (mag < U(1 << lay.man)) & (mag != 0)
+    sign_mask = ~U((1 << (lay.width - 1)) - 1)
+    mag = u & ~sign_mask
+    sub = mag < U(1 << lay.man)
+    small = mag < lax.bitcast_convert_type(lay.dtype.type(2.0**-100), U)
     unit = 2.0 ** (64 + 1 - lay.bias - lay.man)  # the smallest subnormal times 2**64
-    up = lax.bitcast_convert_type(mag.astype(lay.dtype) * lay.dtype.type(unit), U) | (u & ~U((1 << (lay.width - 1)) - 1))
-    return lax.bitcast_convert_type(jnp.where(sub, up, u), lay.dtype), jnp.where(sub, lay.sint(64), lay.sint(0))
+    up_sub = lax.bitcast_convert_type(mag.astype(lay.dtype) * lay.dtype.type(unit), U) | (u & sign_mask)
+    up = jnp.where(sub, up_sub, u + (U(64) << U(lay.man)))
+    small = small & (mag != 0)
+    return lax.bitcast_convert_type(jnp.where(small, up, u), lay.dtype), jnp.where(small, lay.sint(64), lay.sint(0))
 
 
 def _settle(q, x, shift, lay, *, to_max):
@@ -82,16 +88,18 @@ def unscale(x, scale, *, coarse: bool):
     The correctly rounded IEEE quotient; with ``coarse`` (:func:`is_coarse`) a quotient
     below the normal range is replaced by the smallest subnormal of its sign, and a
     finite one past the largest finite value by that value (the element saturates, as
-    it would from the exact quotient).
+    it would from the exact quotient). The scale may be subnormal (NVFP4's products).
     """
     if not coarse:
         return _bits.divide(x, jnp.broadcast_to(scale, x.shape))
     lay = layout_of(x.dtype)
+    # scale = m * 2**k with m in [1, 2): x / m stays normal, 2**-k is applied on the bits.
+    k, m = _bits.exponent_and_significand(jnp.asarray(scale, x.dtype))
     xs, K = _prescaled(x, lay)
-    # A select that depends on x keeps XLA from rewriting x / broadcast(s) as x * (1 / s).
+    # A select that depends on x keeps XLA from rewriting x / broadcast(m) as x * (1 / m).
     guard = lax.bitcast_convert_type(xs, lay.uint) == lay.uint((1 << lay.width) - 1)
-    q = xs / jnp.where(guard, lay.dtype.type(1), scale)
-    return _settle(q, x, K, lay, to_max=True)
+    q = xs / jnp.where(guard, lay.dtype.type(1), m)
+    return _settle(q, x, K + k.astype(lay.sint), lay, to_max=True)
 
 
 def unscale_pow2(x, k, *, coarse: bool):
