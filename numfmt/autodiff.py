@@ -30,7 +30,7 @@ import numpy as np
 
 from numfmt import formats as _formats
 from numfmt import scalemath as _sm
-from numfmt.bitlayout import check_float_input
+from numfmt.bitlayout import check_float_input, ordered
 from numfmt.checks import check_bool
 from numfmt.formats import CodebookFormat, IntFormat
 from numfmt.scaled import (
@@ -67,16 +67,23 @@ def _quantize(x, scheme: QuantScheme, key, scale, clip, want_inside):
     lo, hi = _range(scheme.fmt)
     xw = x.astype(work)
     if scheme.scale_fmt is None:
-        y = xw if q.scale is None else _sm.unscale(xw, jnp.where(jnp.isnan(q.scale), 1, q.scale), coarse=True)
-        inside = (y >= lo) & (y <= hi)
+        y = xw if q.scale is None else _sm.unscale(xw, *_sm.scale_parts(jnp.where(jnp.isnan(q.scale), 1, q.scale)),
+                                                     coarse=True)
+        inside = _between(y, jnp.asarray(lo, work), jnp.asarray(hi, work))
         return out, inside if q.scale is None else inside & ~jnp.isnan(q.scale)
     # The range of each group: its smallest and largest element value, dequantized.
     axis, bs = resolve_axes(scheme, x.shape)
     blocked, keep = scale_layout(x.shape, axis, bs)
     bounds = [dequantize_values(jnp.full(keep, v, work), q.scale, q.zero_point, q.tensor_scale, scheme, keep, keep)
               for v in (lo, hi)]
-    xb = xw.reshape(blocked)
-    return out, ((xb >= bounds[0]) & (xb <= bounds[1])).reshape(x.shape)
+    return out, _between(xw.reshape(blocked), *bounds).reshape(x.shape)
+
+
+def _between(v, lo, hi):
+    """``lo <= v <= hi``, compared on ordered integer keys (exact for subnormals on every
+    backend); False where any of them is NaN."""
+    ok = ~(jnp.isnan(v) | jnp.isnan(lo) | jnp.isnan(hi))
+    return ok & (ordered(v) >= ordered(lo)) & (ordered(v) <= ordered(hi))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))

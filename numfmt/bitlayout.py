@@ -102,6 +102,23 @@ def inf_bits(lay):
     return lay.uint(((1 << (lay.width - 1 - lay.man)) - 1) << lay.man)
 
 
+def ordered(x, lay=None):
+    """Signed integer keys that order like the floats ``x`` (the bits, negative half flipped).
+
+    ``ordered(a) <= ordered(b)`` is ``a <= b`` for non-NaN floats, subnormals included
+    (a float compare reads subnormals as 0 on XLA's CPU backend); -0 sorts just below +0.
+    """
+    lay = lay or layout_of(x.dtype)
+    b = lax.bitcast_convert_type(x, lay.sint)
+    return jnp.where(b < 0, b ^ lay.sint((1 << (lay.width - 1)) - 1), b)
+
+
+def from_ordered(key, dtype):
+    """The floats of :func:`ordered` keys (the map is its own inverse on the bits)."""
+    lay = layout_of(dtype)
+    return lax.bitcast_convert_type(jnp.where(key < 0, key ^ lay.sint((1 << (lay.width - 1)) - 1), key), dtype)
+
+
 def decompose(x, lay=None):
     """``x = (-1)**sign * M * 2**e`` with an integer significand ``M`` in ``[2**P, 2**(P+1))``.
 

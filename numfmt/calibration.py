@@ -45,7 +45,14 @@ from jax import lax
 
 from numfmt import codec as _codec
 from numfmt import formats as _formats
-from numfmt.bitlayout import check_float_input
+from numfmt.bitlayout import (
+    check_float_input,
+    from_ordered,
+    inf_bits,
+    layout_of,
+    magnitude_bits,
+    ordered,
+)
 from numfmt.checks import check_bool, normalize_axes
 from numfmt.formats import IntFormat
 
@@ -113,16 +120,11 @@ def finite_range(x, axis=None, keepdims=False):
     like the floats (the bits, with the negative half flipped), so that a subnormal
     extreme is not read as 0 by XLA's CPU flush of subnormal operands.
     """
-    sint = jnp.int64 if x.dtype == jnp.float64 else jnp.int32
-    mask = sint((1 << (8 * np.dtype(x.dtype).itemsize - 1)) - 1)
-    b = lax.bitcast_convert_type(x, sint)
-    key = jnp.where(b < 0, b ^ mask, b)  # monotone in the value; -0 is -1, +0 is 0
-    inf = lax.bitcast_convert_type(jnp.asarray(jnp.inf, x.dtype), sint)
-    finite = (b & mask) < inf
+    key = ordered(x)
+    finite = magnitude_bits(x) < inf_bits(layout_of(x.dtype))
     lo = jnp.minimum(jnp.min(jnp.where(finite, key, 0), axis=axis, keepdims=keepdims), 0)
     hi = jnp.maximum(jnp.max(jnp.where(finite, key, 0), axis=axis, keepdims=keepdims), 0)
-    back = lambda k: lax.bitcast_convert_type(jnp.where(k < 0, k ^ mask, k), x.dtype)
-    return back(lo), back(hi)
+    return from_ordered(lo, x.dtype), from_ordered(hi, x.dtype)
 
 
 def _fake_quant(x, c_lo, c_hi, fmt, symmetric):

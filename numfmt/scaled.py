@@ -281,7 +281,8 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
         if scale is not None:
             s = jnp.asarray(scale, work)
             s = jnp.where(_positive_finite(s), s, jnp.nan)
-            y = jnp.where(jnp.isnan(s), jnp.nan, _sm.unscale(xb, jnp.where(jnp.isnan(s), 1, s), coarse=coarse))
+            y = _sm.unscale(xb, *_sm.scale_parts(jnp.where(jnp.isnan(s), 1, s)), coarse=coarse)
+            y = jnp.where(jnp.isnan(s), jnp.nan, y)
         sat = scheme.saturate
     elif scheme.symmetric:
         c, bad = _calibrated(xb, scheme, clip, reduce, user, keep, axis)
@@ -290,7 +291,8 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
         if scheme.tensor_scale:
             ts, c = _tensor_scale(c, scheme, elem_max)
         s = choose_scale(c, scheme, elem_max, elem_emax)
-        y = _unscaled(xb, s, ts, scheme, coarse)
+        s, ts, divisor = _sm.once_per_group((s, ts, _divisor(s, ts, scheme)))
+        y = _unscaled(xb, divisor, coarse)
         sat = True
     else:
         (lo, hi), bad = _calibrated(xb, scheme, clip, reduce, user, keep, axis)
@@ -302,8 +304,9 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
         s = choose_scale(width, scheme, levels, math.frexp(levels)[1] - 1)
         s1 = jnp.where(bad, 1, s)
         zp = jnp.clip(qmin - jnp.round(divide(lo, s1)), qmin, qmax)
+        s, zp, divisor = _sm.once_per_group((s, zp, _sm.scale_parts(s1)))
         # Round x / s first and add the zero point after: adding first would move ties.
-        r = _codec.quantize(_sm.unscale(xb, s1, coarse=True), _formats.INT32, **rnd)
+        r = _codec.quantize(_sm.unscale(xb, *divisor, coarse=True), _formats.INT32, **rnd)
         e = jnp.clip(r + zp, qmin, qmax)
         out_codes = _codec.encode(e, fmt).reshape(x.shape) if codes else None
         ev = e.reshape(x.shape) if elems or values else None
@@ -336,18 +339,23 @@ def _tensor_scale(c, scheme, elem_max):
     return ts, jnp.where(jnp.isnan(c), jnp.nan, divide(finite, jnp.broadcast_to(ts, c.shape), "odd"))
 
 
-def _unscaled(xb, s, ts, scheme, coarse):
-    """``x / (scale * tensor_scale)`` for the element rounding (:mod:`numfmt.scalemath`)."""
+def _divisor(s, ts, scheme):
+    """Per group: what the element loop divides by, ``scale * elem_scale * tensor_scale``:
+    ``(k,)`` for power-of-two scales (``x * 2**-k``), else ``(m, k)`` (:func:`numfmt.scalemath.scale_parts`)."""
     s1 = jnp.where(jnp.isnan(s), 1, s)
+    log2_elem = math.frexp(scheme.elem_scale)[1] - 1
     if scheme.pow2_scales:
-        k = exponent_and_significand(s1)[0] + (math.frexp(scheme.elem_scale)[1] - 1)
-        return _sm.unscale_pow2(xb, k, coarse=coarse)
+        return (exponent_and_significand(s1)[0] + log2_elem,)
     if ts is not None:
         s1 = multiply(s1, jnp.broadcast_to(ts, s1.shape))  # the float32 product, as NVIDIA's recipe forms it
-    y = _sm.unscale(xb, s1, coarse=coarse)
-    if scheme.elem_scale != 1.0:
-        y = _sm.unscale_pow2(y, jnp.asarray(math.frexp(scheme.elem_scale)[1] - 1, jnp.int32), coarse=coarse)
-    return y
+    return _sm.scale_parts(s1, log2_elem)
+
+
+def _unscaled(xb, divisor, coarse):
+    """``x`` over the :func:`_divisor` for the element rounding (:mod:`numfmt.scalemath`)."""
+    if len(divisor) == 1:
+        return _sm.unscale_pow2(xb, divisor[0], coarse=coarse)
+    return _sm.unscale(xb, *divisor, coarse=coarse)
 
 
 def dequantize_values(ev, scale, zero_point, tensor_scale, scheme: QuantScheme, blocked, keep):
