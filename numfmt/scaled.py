@@ -7,30 +7,11 @@ Everything about a quantization that is not data is a :class:`~numfmt.scheme.Qua
 ``decode(code) * elem_scale * scale * tensor_scale``, or ``(decode(code) - zero_point) * scale``
 for affine integers; :func:`dequantize_values` is the one place it is computed.
 
-The scale of a group is computed from its calibrated clip value ``c``
-(:mod:`numfmt.calibration`) and rounded into ``scale_fmt``:
-
-* power-of-two scale formats (no mantissa bits, e.g. E8M0) take the exponent from the
-  bits of ``c`` with integer operations (never ``log2``), by ``scale_rounding``:
-
-  - ``"floor"``: the OCP MX v1.0 conversion rule: ``2**(floor(log2 c) - emax_elem)``;
-    values in ``(max_elem, 2**(emax_elem+1))`` times the scale clip to ``max_elem``;
-  - ``"ceil"``: the smallest power of two ``>= c / max_elem``, so nothing clips (the
-    round-toward-infinity scale of Mishra et al., "Recipes for pre-training LLMs with
-    MXFP8", arXiv 2506.08027, NVIDIA's MXFP8 recipe);
-  - ``"nearest"``: the power of two nearest to ``c / max_elem`` (ties to the even code);
-
-  the exponent is clamped to the scale format's range (E8M0: ``2**-127 .. 2**127``).
-* other scale formats (FP32, BF16, E4M3, ...) round the exact quotient ``c / max_elem``
-  once into the format: ``"nearest"`` (nearest even, the default), ``"ceil"`` (up) or
-  ``"floor"`` (down), saturating, and at least ``max(min_subnormal, 2**-126)``.
-
-A group whose clip value is zero gets the smallest scale of a power-of-two format (as
-the OCP reference code and gfloat do) or 1.0 otherwise. A group holding a NaN or inf
-gets a NaN scale (``nonfinite="propagate"``, the OCP MX reference), or is quantized as if
-it were absent (``nonfinite="ignore"``). Elements always saturate (OCP MX: "elements
-saturate"). Scale application is exact and the same on every backend
-(:mod:`numfmt.scalemath`).
+The scale of each group is computed by :mod:`numfmt.scales` from the group's clip
+value. Scale application is exact and the same on every backend
+(:mod:`numfmt.scalemath`): a fast path where every quotient and product of the array
+is a normal float, which the float unit computes exactly, and an exact path on the
+bits otherwise (subnormals, which XLA's CPU backend would flush to zero).
 """
 
 from __future__ import annotations
@@ -50,79 +31,23 @@ from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import packing as _packing
 from numfmt import scalemath as _sm
+from numfmt import scales as _scales
 from numfmt.bitlayout import (
     check_float_input,
     divide,
     exponent_and_significand,
     layout_of,
     magnitude_bits,
-    mul_pow2,
     multiply,
     pow2,
 )
 from numfmt.checks import check_bool, normalize_axes
 from numfmt.formats import FloatFormat, IntFormat
-from numfmt.scheme import QuantScheme, is_pow2_format
+from numfmt.scheme import QuantScheme
 
 __all__ = ["QArray", "Quantized", "dequantize", "dequantize_values", "quantize_array", "quantize_scaled", "quantize_with",
            "resolve_axes", "scale_layout"]
 
-_DIRECTED = {"floor": "down", "ceil": "up", "nearest": "nearest_even"}
-
-
-# ---- power-of-two scales from the bits -----------------------------------------------------------
-
-
-def pow2_scale_exponent(c, elem_max: float, elem_emax: int, policy: str, scale_fmt: FloatFormat):
-    """The exponent ``e`` of the power-of-two scale for clip values ``c > 0`` (module doc)."""
-    e_c, sig = exponent_and_significand(c)
-    max_sig = elem_max / 2.0**elem_emax  # in [1, 2): exact for every element format
-    e0 = e_c - elem_emax  # the OCP floor rule
-    if policy == "floor":
-        return e0
-    if policy == "ceil":
-        return e0 + (sig > max_sig).astype(jnp.int32)
-    # c / max_elem = (sig / max_sig) * 2**e0 with sig / max_sig in (1/2, 2): its
-    # powers of two neighbours are (e0 - 1, e0) or (e0, e0 + 1), midpoints at 3/4, 3/2.
-    below = sig < max_sig
-    e_lo = jnp.where(below, e0 - 1, e0)
-    mid = jnp.where(below, 0.75 * max_sig, 1.5 * max_sig).astype(sig.dtype)
-    odd_lo = ((e_lo + scale_fmt.bias) & 1) == 1  # tie: the even code wins
-    return jnp.where(sig > mid, e_lo + 1, jnp.where(sig < mid, e_lo, e_lo + odd_lo.astype(jnp.int32)))
-
-
-def _positive_finite(c):
-    """``0 < c < inf``, read from the bits (a float compare flushes subnormal ``c`` on CPU)."""
-    lay = layout_of(c.dtype)
-    b = lax.bitcast_convert_type(c, lay.uint)
-    return (b > 0) & (b < (magnitude_bits(jnp.asarray(jnp.inf, c.dtype), lay)))
-
-
-def _at_least(s, floor: float):
-    """``max(s, floor)`` for ``s >= 0``, compared on the bits."""
-    f = jnp.asarray(floor, s.dtype)
-    return jnp.where(magnitude_bits(s) < magnitude_bits(f), f, s)
-
-
-def choose_scale(c, scheme: QuantScheme, elem_max: float, elem_emax: int):
-    """Scale values for clip values ``c`` (module doc); a NaN scale where ``c`` is NaN."""
-    work = c.dtype
-    valid = _positive_finite(c)
-    c1 = jnp.where(valid, c, 1).astype(work)
-    scale_fmt, policy = scheme.scale_fmt, scheme.scale_rounding
-    if is_pow2_format(scale_fmt):
-        e = jnp.clip(pow2_scale_exponent(c1, elem_max, elem_emax, policy, scale_fmt), scale_fmt.emin, scale_fmt.emax)
-        s = pow2(jnp.where(valid, e, scale_fmt.emin), work)
-    else:
-        # c / max_elem rounded once into scale_fmt: a quotient rounded to odd keeps the
-        # exact quotient's rounding for formats two bits coarser than the work type.
-        lay = layout_of(work)
-        coarse = scale_fmt.man_bits <= lay.man - 2 and scale_fmt.min_subnormal >= 4 * float(np.finfo(work).smallest_subnormal)
-        mode = _DIRECTED[policy]
-        q = divide(c1, jnp.full(c1.shape, elem_max, work), "odd" if coarse else mode)
-        s = _codec.quantize(q, scale_fmt, mode, saturate=True)
-        s = jnp.where(valid, _at_least(s, max(scale_fmt.min_subnormal, float(np.finfo(work).tiny))), 1)
-    return jnp.where(jnp.isnan(c), jnp.nan, s).astype(work)
 
 
 # ---- layouts: which values share a scale -----------------------------------------------------------
@@ -210,42 +135,38 @@ def _given_clip(clip, user, keep, axis):
 
 
 def _calibrated(xb, scheme, clip, reduce, user, keep, axis):
-    """``(c or (lo, hi), poisoned)`` per group, in the blocked scale layout."""
+    """``(c, bad, extent)`` of a symmetric scheme per group, in the blocked scale layout.
+
+    ``extent`` (:func:`numfmt.calibration.group_extent`) is computed in every case: it
+    is the absmax calibration, it marks the groups a NaN or inf poisons, and it decides
+    whether the fast path is exact.
+    """
     propagate = scheme.nonfinite == "propagate"
-    sym = scheme.symmetric
+    ext = _calibration.group_extent(xb, reduce, True, finite=not propagate)
+    bad = ~jnp.isfinite(ext.absmax) if propagate else jnp.zeros(keep, bool)
     if clip is not None:
-        c = _given_clip(clip, user, keep, axis)
-        c = tuple(v.astype(xb.dtype) for v in c) if isinstance(c, tuple) else c.astype(xb.dtype)
-        parts = c if isinstance(c, tuple) else (c,)
-        bad = functools.reduce(jnp.logical_or, [jnp.isnan(v) | jnp.isinf(v) for v in parts])
-        if sym:
-            bad = bad | (lax.bitcast_convert_type(c, layout_of(xb.dtype).sint) < 0)  # a negative clip
-    elif scheme.calibration == "absmax" and sym:
-        c = _calibration.group_absmax(xb, reduce, True, finite=not propagate)
-        bad = ~jnp.isfinite(c) if propagate else jnp.zeros(c.shape, bool)
-        return c, bad
+        c = _given_clip(clip, user, keep, axis).astype(xb.dtype)
+        bad_clip = jnp.isnan(c) | jnp.isinf(c) | (lax.bitcast_convert_type(c, layout_of(xb.dtype).sint) < 0)
+        if propagate:
+            bad = bad | bad_clip
+        else:
+            c = jnp.where(bad_clip, 0, c)
     elif scheme.calibration == "absmax":
-        c = _calibration.finite_range(xb, reduce, True)
-        bad = jnp.zeros(keep, bool)
+        c = ext.absmax
     else:
         f = scheme.calibration if callable(scheme.calibration) else functools.partial(
             _calibration.calibrate, method=scheme.calibration)
-        c = f(xb, scheme.fmt, axis=reduce, keepdims=True, symmetric=sym)
-        bad = jnp.zeros(keep, bool)
-    if propagate:
-        bad = bad | ~jnp.isfinite(_calibration.group_absmax(xb, reduce, True, finite=False))
-    return c, bad
+        c = f(xb, scheme.fmt, axis=reduce, keepdims=True, symmetric=True)
+    return jnp.where(bad, jnp.nan, c), bad, ext
 
 
-def _range_width(lo, hi):
-    """``hi - lo`` for ``lo <= 0 <= hi``, the same on every backend: tiny ranges are
-    scaled up by ``2**64`` on the bits before the float subtraction (a subnormal
-    operand would read as 0 on CPU), then back."""
-    tiny = magnitude_bits(jnp.asarray(2.0**-60, hi.dtype))
-    small = (magnitude_bits(hi) < tiny) & (magnitude_bits(lo) < tiny)
-    k = jnp.asarray(64, jnp.int32)
-    up = mul_pow2(mul_pow2(hi, k) - mul_pow2(lo, k), -k)
-    return jnp.where(small, up, hi - lo)
+class _Groups(NamedTuple):
+    """Per-group data of the element pass, in the blocked scale layout."""
+
+    scale: Any  # NaN where a NaN or inf poisons the group
+    tensor_scale: Any  # NVFP4's scalar, or None
+    zero_point: Any  # affine: float zero points, else None
+    divisor: Any  # power-of-two scales: (k,) for x * 2**-k; else (m, k): x / (m * 2**k)
 
 
 def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
@@ -267,80 +188,97 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
 
     Returns:
       a :class:`Quantized`.
+
+    The scales are computed first (one pass over ``x`` for the calibration); then one
+    pass quantizes every element (and dequantizes it, for ``values``). That pass runs
+    on the float unit when every quotient and product it forms is a normal float (then
+    it is exact, and the same on every backend), and on the bits otherwise (a
+    ``lax.cond`` on the per-group extents).
     """
     work = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
-    axis, bs = resolve_axes(scheme, x.shape) if scheme.scale_fmt is not None else (None, None)
+    want = (codes, elems, values)
+    if scheme.scale_fmt is None:
+        return _unscaled_pass(x.astype(work), scheme, scale, key, want)
+    axis, bs = resolve_axes(scheme, x.shape)
     blocked, reduce, user, keep = _layout(x.shape, axis, bs)
     xb = x.astype(work).reshape(blocked)
-    fmt = scheme.fmt
-    coarse = _sm.is_coarse(scheme.min_step(), work)
-    rnd = {"rounding": scheme.rounding, "key": key if scheme.rounding == "stochastic" else None, "rbits": scheme.rbits}
-    s = zp = ts = None
-    if scheme.scale_fmt is None:
-        y = xb
-        if scale is not None:
-            s = jnp.asarray(scale, work)
-            s = jnp.where(_positive_finite(s), s, jnp.nan)
-            y = _sm.unscale(xb, *_sm.scale_parts(jnp.where(jnp.isnan(s), 1, s)), coarse=coarse)
-            y = jnp.where(jnp.isnan(s), jnp.nan, y)
-        sat = scheme.saturate
-    elif scheme.symmetric:
-        c, bad = _calibrated(xb, scheme, clip, reduce, user, keep, axis)
-        c = jnp.where(bad, jnp.nan if scheme.nonfinite == "propagate" else 0, c)
+    if scheme.symmetric:
+        c, bad, ext = _calibrated(xb, scheme, clip, reduce, user, keep, axis)
         elem_max, elem_emax = scheme.elem_range()
+        ts = None
         if scheme.tensor_scale:
-            ts, c = _tensor_scale(c, scheme, elem_max)
-        s = choose_scale(c, scheme, elem_max, elem_emax)
-        s, ts, divisor = _sm.once_per_group((s, ts, _divisor(s, ts, scheme)))
-        y = _unscaled(xb, divisor, coarse)
-        sat = True
+            ts, c = _scales.tensor_scale(c, scheme, elem_max)
+        s = _scales.choose_scale(c, scheme, elem_max, elem_emax)
+        # Materialized: XLA would copy the scale arithmetic into each of its consumers.
+        s, ts = _sm.once_per_group((s, ts))
+        groups = _Groups(s, ts, None, _divisor(s, ts, scheme))
+        fast = _fast_ok(groups, ext, bad, scheme, values)
     else:
-        (lo, hi), bad = _calibrated(xb, scheme, clip, reduce, user, keep, axis)
-        lo = jnp.broadcast_to(jnp.minimum(lo, 0), keep).astype(work)
-        hi = jnp.broadcast_to(jnp.maximum(hi, 0), keep).astype(work)
-        qmin, qmax = fmt.min, fmt.max
-        levels = float(qmax - qmin)
-        width = jnp.where(bad, jnp.nan if scheme.nonfinite == "propagate" else 0, _range_width(lo, hi))
-        s = choose_scale(width, scheme, levels, math.frexp(levels)[1] - 1)
-        s1 = jnp.where(bad, 1, s)
-        zp = jnp.clip(qmin - jnp.round(divide(lo, s1)), qmin, qmax)
-        s, zp, divisor = _sm.once_per_group((s, zp, _sm.scale_parts(s1)))
-        # Round x / s first and add the zero point after: adding first would move ties.
-        r = _codec.quantize(_sm.unscale(xb, *divisor, coarse=True), _formats.INT32, **rnd)
-        e = jnp.clip(r + zp, qmin, qmax)
-        out_codes = _codec.encode(e, fmt).reshape(x.shape) if codes else None
-        ev = e.reshape(x.shape) if elems or values else None
-        vals = dequantize_values(e, s, zp, None, scheme, blocked, keep).reshape(x.shape) if values else None
-        zp = jnp.where(bad, 0, zp).astype(jnp.int32).reshape(user)
-        return Quantized(out_codes, ev, vals, s.reshape(user), zp, None)
-    y = y if scheme.scale_fmt is None else jnp.where(jnp.isnan(s), jnp.nan, y)
-    out_codes = _codec.encode(y, fmt, saturate=sat, **rnd) if codes else None
+        groups, bad = _affine_groups(xb, scheme, clip, reduce, user, keep, axis)
+        fast = False
+    tail = functools.partial(_element_pass, scheme=scheme, want=want, blocked=blocked, keep=keep)
+    if fast is False:
+        out = tail(xb, key, _sm.once_per_group(groups), fast=False)
+    else:
+        args = (xb, key, groups)  # each branch is one fused loop over the elements; the groups are computed once
+        out = lax.cond(fast, functools.partial(tail, fast=True), functools.partial(tail, fast=False), *args)
+    out_codes, ev, vals = (None if v is None else v.reshape(x.shape) for v in out)
+    zp = None if groups.zero_point is None else jnp.where(bad, 0, groups.zero_point).astype(jnp.int32).reshape(user)
+    return Quantized(out_codes, ev if elems else None, vals, groups.scale.reshape(user), zp, groups.tensor_scale)
+
+
+def _unscaled_pass(xw, scheme, scale, key, want):
+    """No scale, or an explicit one (``fake_quant(scale=...)``): the codec, and exact scaling."""
+    codes, elems, values = want
+    rnd = {"rounding": scheme.rounding, "key": key if scheme.rounding == "stochastic" else None,
+           "rbits": scheme.rbits, "saturate": scheme.saturate}
+    s, y = None, xw
+    if scale is not None:
+        s = jnp.asarray(scale, xw.dtype)
+        s = jnp.where(_scales.positive_finite(s), s, jnp.nan)
+        coarse = _sm.is_coarse(scheme.min_step(), xw.dtype)
+        y = _sm.unscale(xw, *_sm.scale_parts(jnp.where(jnp.isnan(s), 1, s)), coarse=coarse)
+        y = jnp.where(jnp.isnan(s), jnp.nan, y)
+    out_codes = _codec.encode(y, scheme.fmt, **rnd) if codes else None
+    ev = vals = None
     if elems or values:
-        ev = _codec.decode(out_codes, fmt, work) if codes else _codec.quantize(y, fmt, saturate=sat, **rnd)
+        ev = _codec.decode(out_codes, scheme.fmt, xw.dtype) if codes else _codec.quantize(y, scheme.fmt, **rnd)
     if values:
-        vals = ev if s is None else dequantize_values(ev, s, None, ts, scheme, blocked, keep)
-    reshape = lambda a: None if a is None else a.reshape(x.shape)
-    s = s if s is None or scheme.scale_fmt is None else s.reshape(user)
-    return Quantized(reshape(out_codes), reshape(ev) if elems else None, reshape(vals) if values else None, s, None, ts)
+        vals = ev if s is None else dequantize_values(ev, s, None, None, scheme, xw.shape, xw.shape)
+    return Quantized(out_codes, ev if elems else None, vals, s, None, None)
 
 
-def _tensor_scale(c, scheme, elem_max):
-    """NVFP4's FP32 tensor scale ``amax / (scale_fmt.max * elem_max)`` (correctly rounded,
-    at least ``2**-126``; 1 for an all-zero tensor) from the block clip values, and the
-    block clip values in its units (``c / tensor_scale``, rounded to odd so that the
-    block scale's rounding into ``scale_fmt`` sees the exact quotient)."""
-    lay = layout_of(c.dtype)
-    finite = jnp.where(jnp.isnan(c), 0, c)
-    amax = lax.bitcast_convert_type(jnp.max(magnitude_bits(finite, lay)), c.dtype)
-    ok = _positive_finite(amax)
-    a1 = jnp.where(ok, amax, 1)
-    ts = divide(a1, jnp.asarray(scheme.scale_fmt.max * elem_max, c.dtype))
-    ts = jnp.where(ok, _at_least(ts, float(np.finfo(c.dtype).tiny)), 1).astype(c.dtype)
-    return ts, jnp.where(jnp.isnan(c), jnp.nan, divide(finite, jnp.broadcast_to(ts, c.shape), "odd"))
+def _affine_groups(xb, scheme, clip, reduce, user, keep, axis):
+    """Scales and zero points of an affine scheme (docs/scaled.md), and the poisoned groups."""
+    propagate = scheme.nonfinite == "propagate"
+    work = xb.dtype
+    if clip is not None:
+        lo, hi = _given_clip(clip, user, keep, axis)
+        bad = jnp.zeros(keep, bool)
+    elif scheme.calibration == "absmax":
+        lo, hi = _calibration.finite_range(xb, reduce, True)
+        bad = jnp.zeros(keep, bool)
+    else:
+        f = scheme.calibration if callable(scheme.calibration) else functools.partial(
+            _calibration.calibrate, method=scheme.calibration)
+        lo, hi = f(xb, scheme.fmt, axis=reduce, keepdims=True, symmetric=False)
+        bad = jnp.zeros(keep, bool)
+    lo, hi = (jnp.broadcast_to(v, keep).astype(work) for v in (lo, hi))
+    bad = bad | jnp.isnan(lo) | jnp.isnan(hi) | jnp.isinf(lo) | jnp.isinf(hi)
+    if propagate:
+        bad = bad | ~jnp.isfinite(_calibration.group_absmax(xb, reduce, True, finite=False))
+    lo, hi = jnp.minimum(jnp.where(bad, 0, lo), 0), jnp.maximum(jnp.where(bad, 0, hi), 0)
+    qmin, qmax = scheme.fmt.min, scheme.fmt.max
+    levels = float(qmax - qmin)
+    width = jnp.where(bad, jnp.nan if propagate else 0, _scales.range_width(lo, hi))
+    s = _scales.choose_scale(width, scheme, levels, math.frexp(levels)[1] - 1)
+    s1 = jnp.where(jnp.isnan(s), 1, s)
+    zp = jnp.clip(qmin - jnp.round(divide(lo, s1)), qmin, qmax)
+    return _Groups(s, None, zp, _sm.scale_parts(s1)), bad
 
 
 def _divisor(s, ts, scheme):
-    """Per group: what the element loop divides by, ``scale * elem_scale * tensor_scale``:
+    """What the element pass divides by, ``scale * elem_scale * tensor_scale``:
     ``(k,)`` for power-of-two scales (``x * 2**-k``), else ``(m, k)`` (:func:`numfmt.scalemath.scale_parts`)."""
     s1 = jnp.where(jnp.isnan(s), 1, s)
     log2_elem = math.frexp(scheme.elem_scale)[1] - 1
@@ -351,45 +289,157 @@ def _divisor(s, ts, scheme):
     return _sm.scale_parts(s1, log2_elem)
 
 
-def _unscaled(xb, divisor, coarse):
-    """``x`` over the :func:`_divisor` for the element rounding (:mod:`numfmt.scalemath`)."""
-    if len(divisor) == 1:
-        return _sm.unscale_pow2(xb, divisor[0], coarse=coarse)
-    return _sm.unscale(xb, *divisor, coarse=coarse)
+def _fast_ok(groups, ext, bad, scheme, values):
+    """Whether every quotient ``x / divisor`` (and, for ``values``, every product of an
+    element value and its scales) is a normal float: then the float unit computes them
+    exactly, flushing nothing. Decided on the per-group extents, conservatively (a
+    product or quotient here that underflows can only say no)."""
+    work = groups.scale.dtype
+    info = np.finfo(work)
+    amax = jnp.where(bad, 0, ext.absmax)
+    e_min = exponent_and_significand(jnp.where(ext.min_nonzero < info.tiny, 1, ext.min_nonzero))[0]
+    ok_min = (magnitude_bits(ext.min_nonzero) >= magnitude_bits(jnp.asarray(info.tiny, work)))
+    e_max = exponent_and_significand(jnp.where(amax > 0, amax, 1))[0]
+    if scheme.pow2_scales:
+        (k,) = groups.divisor  # includes elem_scale: a value is decode(code) * 2**k
+        ok = (k <= -info.minexp - 1) & (k >= -info.maxexp + 1)  # 2**-k and 2**k normal
+        ok &= ok_min & (e_min - k >= info.minexp + 1) & (e_max - k <= info.maxexp - 2)
+        if values:  # the smallest element value times its scale stays normal
+            ok &= k + math.frexp(scheme.min_step())[1] - 1 >= info.minexp + 1
+    else:
+        _m, k = groups.divisor
+        ok = (k >= info.minexp + 1) & (k <= info.maxexp - 2) & ok_min
+        ok &= (e_min - k >= info.minexp + 2) & (e_max - k <= info.maxexp - 3)
+        if values:  # the smallest element value times the scale (and times the tensor scale) stays normal
+            step = jnp.asarray(scheme.min_step() * scheme.elem_scale / 2, work)
+            s = jnp.where(bad, 1, groups.scale)
+            ok &= s * step >= info.tiny
+            if groups.tensor_scale is not None:
+                ok &= s * step * groups.tensor_scale >= info.tiny
+    return jnp.all(ok | bad)
 
 
-def dequantize_values(ev, scale, zero_point, tensor_scale, scheme: QuantScheme, blocked, keep):
-    """The values of element values ``ev`` (work dtype) in the ``blocked`` layout, scales in ``keep``'s.
+def _element_pass(xb, key, groups, *, fast, scheme, want, blocked, keep):
+    """Quantize (and dequantize) every element: one fused loop. ``fast``: on the float
+    unit (:func:`_fast_ok` holds), else on the bits (:mod:`numfmt.scalemath`)."""
+    codes, elems, values = want
+    fmt = scheme.fmt
+    coarse = _sm.is_coarse(scheme.min_step(), xb.dtype)
+    rnd = {"rounding": scheme.rounding, "key": key if scheme.rounding == "stochastic" else None,
+           "rbits": scheme.rbits}
+    bad = jnp.isnan(groups.scale)
+    if fast and len(groups.divisor) == 1:
+        y = xb * pow2(-groups.divisor[0], xb.dtype)  # exact: every factor and product normal
+    elif fast:
+        m, k = groups.divisor
+        d = m * pow2(k, xb.dtype)  # the divisor itself (exact: normal)
+        # A select that depends on x keeps XLA from rewriting x / broadcast(d) as x * (1 / d).
+        y = xb / jnp.where(lax.bitcast_convert_type(xb, layout_of(xb.dtype).sint) == -1, 1, d)
+    elif len(groups.divisor) == 1:
+        y = _sm.unscale_pow2(xb, groups.divisor[0], coarse=coarse)
+    else:
+        y = _sm.unscale(xb, *groups.divisor, coarse=coarse)
+    out_codes = ev = vals = None
+    if groups.zero_point is None:
+        y = jnp.where(bad, jnp.nan, y)
+        out_codes = _codec.encode(y, fmt, saturate=True, **rnd) if codes else None
+        if elems or values:
+            ev = _codec.decode(out_codes, fmt, xb.dtype) if codes else _codec.quantize(y, fmt, saturate=True, **rnd)
+    else:
+        # Round x / s first and add the zero point after: adding first would move ties.
+        r = _codec.quantize(y, _formats.INT32, **rnd)
+        ev = jnp.clip(r + groups.zero_point, fmt.min, fmt.max)
+        out_codes = _codec.encode(ev, fmt) if codes else None
+    if values:
+        vals = dequantize_values(ev, groups.scale, groups.zero_point, groups.tensor_scale, scheme, blocked, keep,
+                                 fast=fast)
+    return out_codes, ev if elems or values else None, vals
+
+
+def dequantize_values(ev, scale, zero_point, tensor_scale, scheme: QuantScheme, blocked, keep, *, fast=None):
+    """The values of element values ``ev`` (work dtype, or a function giving them) in the
+    ``blocked`` layout, scales in ``keep``'s.
 
     The one dequantization: QArray's, fake quantization's and the matmul operands'.
-
     ``(ev - zero_point) * scale`` or ``ev * elem_scale * scale * tensor_scale``, each
-    product correctly rounded in the work dtype (:mod:`numfmt.scalemath`).
+    product correctly rounded in the work dtype. ``fast=True`` (the caller knows every
+    product is a normal float) lets the float unit form them; ``False`` forms them on
+    the bits (:mod:`numfmt.scalemath`); None decides from the scales (a ``lax.cond``,
+    each branch one fused loop).
     """
-    work = ev.dtype
-    ev = ev.reshape(blocked)
+    if callable(ev):  # codes to decode inside the loop (QArray.dequantize): one pass, nothing materialized
+        decode, work = ev, np.dtype(jnp.asarray(scale).dtype)
+    else:
+        decode, work = (lambda e=ev: e), ev.dtype
     if scheme.scale_fmt is None:
         s = jnp.asarray(scale, work)
-        return _sm.rescale(ev, jnp.where(jnp.isnan(s), jnp.nan, s), min_abs=scheme.min_step(), scale_floor=0.0)
+        return _sm.rescale(decode().reshape(blocked), jnp.where(jnp.isnan(s), jnp.nan, s), min_abs=scheme.min_step(),
+                           scale_floor=0.0)
     s = jnp.asarray(scale, work).reshape(keep)
-    bad = jnp.isnan(s)
-    floor = max(scheme.scale_fmt.min_subnormal, float(np.finfo(work).tiny))
-    if zero_point is not None:
-        ev = ev - jnp.asarray(zero_point).astype(work).reshape(keep)
-        return _sm.rescale(ev, s, min_abs=1.0, scale_floor=floor)
-    m = scheme.min_step() * scheme.elem_scale
+    zp = None if zero_point is None else jnp.asarray(zero_point).astype(work).reshape(keep)
+
+    def f(s, zp, ts, *, fast):
+        return _dequantize_pass(decode().reshape(blocked), s, zp, ts, fast=fast, scheme=scheme)
+
+    if fast is None:
+        fast = _products_normal(s, tensor_scale, zp is not None, scheme)
+    if fast is True or fast is False:
+        return f(s, zp, tensor_scale, fast=fast)
+    return lax.cond(fast, functools.partial(f, fast=True), functools.partial(f, fast=False), s, zp, tensor_scale)
+
+
+def _products_normal(s, ts, affine, scheme):
+    """Whether every product of a non-zero element value and its scales is a normal float
+    (then the float unit forms them exactly): True when the formats decide it, else a
+    traced bool from the scales."""
+    info = np.finfo(s.dtype)
+    floor = max(scheme.scale_fmt.min_subnormal, float(info.tiny))
+    smallest = 1.0 if affine else scheme.min_step() * scheme.elem_scale
     if scheme.pow2_scales:
-        k = exponent_and_significand(jnp.where(bad, 1, s))[0] + (math.frexp(scheme.elem_scale)[1] - 1)
+        # 2**k must be normal for the float unit: not so for E8M0's 2**-127.
+        k = exponent_and_significand(jnp.where(jnp.isnan(s), 1, s))[0] + (math.frexp(scheme.elem_scale)[1] - 1)
+        return jnp.all((k >= info.minexp) & (k + math.frexp(scheme.min_step())[1] - 1 >= info.minexp + 1))
+    if smallest < info.tiny:
+        return False
+    if ts is None and smallest * floor >= info.tiny:
+        return True
+    half = jnp.asarray(smallest / 2, s.dtype)
+    ok = s * half >= info.tiny
+    if ts is not None:
+        ok &= s * half * ts >= info.tiny
+    return jnp.all(ok | jnp.isnan(s))
+
+
+def _dequantize_pass(ev, s, zp, ts, *, fast, scheme):
+    """One fused loop: element values times their scales (``fast``: on the float unit)."""
+    work = ev.dtype
+    bad = jnp.isnan(s)
+    if zp is not None:
+        v = ev - zp  # integers: exact
+        return v * s if fast else _bits_product(v, s)
+    log2_elem = math.frexp(scheme.elem_scale)[1] - 1
+    if scheme.pow2_scales:
+        k = exponent_and_significand(jnp.where(bad, 1, s))[0] + log2_elem
+        if fast:
+            return jnp.where(bad, jnp.nan, ev * pow2(k, work))
+        m = scheme.min_step() * scheme.elem_scale
         exact = (isinstance(scheme.fmt, (FloatFormat, IntFormat)) and m >= float(np.finfo(work).tiny)
                  and m * 2.0**scheme.scale_fmt.emin >= float(np.finfo(work).smallest_subnormal))
-        v = _sm.rescale_pow2(ev, k, exact=exact)
-        return jnp.where(bad, jnp.nan, v)
+        return jnp.where(bad, jnp.nan, _sm.rescale_pow2(ev, k, exact=exact))
     if scheme.elem_scale != 1.0:
-        ev = _sm.rescale_pow2(ev, jnp.asarray(math.frexp(scheme.elem_scale)[1] - 1, jnp.int32), exact=False)
-    v = _sm.rescale(ev, s, min_abs=m, scale_floor=floor)
-    if tensor_scale is not None:
-        v = _sm.rescale(v, tensor_scale, min_abs=m * floor, scale_floor=float(np.finfo(work).tiny))
-    return v
+        ev = _sm.rescale_pow2(ev, jnp.asarray(log2_elem, jnp.int32), exact=False)
+    if fast:
+        v = ev * s
+        return v if ts is None else v * ts
+    v = _bits_product(ev, s)
+    return v if ts is None else _bits_product(v, ts)
+
+
+def _bits_product(v, s):
+    """``v * s`` correctly rounded on the bits (NaN where ``s`` is NaN)."""
+    bad = jnp.isnan(s)
+    out = multiply(v, jnp.broadcast_to(jnp.where(bad, 1, s), v.shape))
+    return jnp.where(bad, jnp.nan, out)
 
 
 # ---- QArray ------------------------------------------------------------------------------------
@@ -507,8 +557,9 @@ def dequantize(q: QArray, dtype=None):
 def _dequantize_jit(q, dtype):
     work = jnp.float64 if q.dtype == np.float64 else jnp.float32
     blocked, _, _, keep = _layout(q.shape, q.axis, q.block_size)
-    ev = _codec.decode(q.codes, q.fmt, work)
-    v = dequantize_values(ev, q.scale, q.zero_point, q.tensor_scale, q.scheme, blocked, keep)
+    scale = jnp.asarray(q.scale, work)
+    v = dequantize_values(lambda: _codec.decode(q.codes, q.fmt, work), scale, q.zero_point, q.tensor_scale, q.scheme,
+                          blocked, keep)
     return v.reshape(q.shape).astype(dtype)
 
 

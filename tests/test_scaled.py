@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 import numfmt.formats as F
 from numfmt import codec
 from numfmt.mx import mx_quantize, nvfp4_quantize
-from numfmt.scaled import QArray, dequantize, pow2_scale_exponent, quantize_scaled
+from numfmt.scaled import QArray, dequantize, quantize_scaled
+from numfmt.scales import pow2_scale_exponent
 
 MX_ELEMS = ["e4m3", "e5m2", "e3m2", "e2m3", "e2m1", "int8"]
 

@@ -280,3 +280,38 @@ def test_matmul_operands_equal_the_exact_reference(seed):
     nv = OperandSpec(F.E2M1, granularity="block", block_size=16, scale_fmt=F.E4M3, two_level=True)
     deq = np.asarray(_quantize_operand(jnp.asarray(x)[None], nv, None).deq)[0]
     np.testing.assert_array_equal(deq, ref_nvfp4(x)[2])
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**32 - 1),
+       case=st.sampled_from(["mx_e4m3", "mx_e2m1", "mx_int8", "nvfp4", "int8_channel", "e4m3_block", "bf16_scale"]),
+       rounding=st.sampled_from(["nearest_even", "stochastic"]))
+def test_fast_and_exact_passes_agree(seed, case, rounding):
+    # One subnormal input sends the whole array down the exact path (on the bits); the
+    # other values must come out as the fast path (the float unit) gives them without it.
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((4, 64)) * 2.0 ** rng.integers(-20, 20, (4, 1))).astype(np.float32)
+    y = x.copy()
+    y[0, 1] = 1e-40
+    key = jax.random.key(seed) if rounding == "stochastic" else None
+
+    def run(a):
+        a = jnp.asarray(a)
+        if case.startswith("mx_"):
+            q = mx_quantize(a, case[3:], rounding=rounding, key=key)
+        elif case == "nvfp4":
+            q = nvfp4_quantize(a, rounding=rounding, key=key)
+        elif case == "int8_channel":
+            q = quantize_scaled(a, "int8", axis=1, rounding=rounding, key=key)
+        elif case == "e4m3_block":
+            q = quantize_scaled(a, "e4m3", axis=1, block_size=32, rounding=rounding, key=key)
+        else:
+            q = quantize_scaled(a, "e4m3", axis=1, scale_fmt="bf16", rounding=rounding, key=key)
+        return np.asarray(q.codes), np.asarray(q.dequantize()), np.asarray(q.scale)
+
+    (cx, dx, sx), (cy, dy, sy) = run(x), run(y)
+    np.testing.assert_array_equal(sx, sy)
+    keep = np.ones(x.shape, bool)
+    keep[0, 1] = False
+    np.testing.assert_array_equal(cx[keep], cy[keep])
+    np.testing.assert_array_equal(dx[keep], dy[keep])
