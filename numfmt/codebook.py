@@ -39,6 +39,7 @@ from jax import lax
 
 from numfmt import packing as _packing
 from numfmt.bitlayout import check_float_input
+from numfmt.scaled import mul_pow2
 
 __all__ = [
     "CodebookArray",
@@ -111,10 +112,22 @@ def _check_bits(bits) -> int:
     return int(bits)
 
 
+def _flush(v):
+    """``v`` with magnitudes below 2**-126 (float32 subnormals, and -0.0) as +0.0.
+
+    XLA on CPU treats subnormal operands as zero (in a compare too) and a GPU does not,
+    so k-means never lets one reach an operation: the same bits on both.
+    """
+    return jnp.where(jnp.abs(v) < np.float32(2.0**-126), np.float32(0), v)
+
+
+def _mids(centroids):
+    return _flush((centroids[1:] + centroids[:-1]) / 2)
+
+
 def _assign(x, centroids):
     """Index of the nearest centroid (sorted centroids; a tie goes to the lower one)."""
-    mids = (centroids[1:] + centroids[:-1]) / 2
-    return jnp.searchsorted(mids, x, side="left").astype(jnp.int32)
+    return jnp.searchsorted(_mids(centroids), x, side="left").astype(jnp.int32)
 
 
 # Why the centroid means are computed in integers.
@@ -129,8 +142,9 @@ def _assign(x, centroids):
 # value), and the sums of their integers are computed exactly in int32 digits. Integer
 # addition is associative, so no order of the terms changes a bit. The remaining float
 # operations are each one IEEE-rounded add, divide, compare or exact power-of-two scale
-# that no compiler reassociates or fuses into an FMA: the codebook has the same bits on
-# every backend, under jit or not, and for any permutation of x.
+# that no compiler reassociates or fuses into an FMA, on normal floats only (_flush):
+# the codebook has the same bits on every backend, under jit or not, and for any
+# permutation of x.
 _GRID = 23  # grid integers lie in [-2**23, 2**23]
 MAX_VALUES = 1 << 29  # int32 digits stay exact up to this many values (see _digit_bits)
 
@@ -138,16 +152,6 @@ MAX_VALUES = 1 << 29  # int32 digits stay exact up to this many values (see _dig
 def _digit_bits(n: int) -> int:
     """Digit width b with n * 2**b <= 2**30: a sum of n digits, plus a carry, fits int32."""
     return 30 - max(n - 1, 1).bit_length()
-
-
-def _times_pow2(x, n):
-    """``x * 2**n`` for an int32 ``n`` in [-252, 254], as two multiplications by exact powers of two."""
-    h = n >> 1
-
-    def pow2(p):  # 2.0**p for p in [-126, 127], built from its bits
-        return lax.bitcast_convert_type((p + 127) << 23, jnp.float32)
-
-    return x * pow2(h) * pow2(n - h)
 
 
 def _exact_means(digit_sums, counts, b: int):
@@ -194,7 +198,7 @@ def _lloyd(x, keep, *, k, init, iters):
     last = jnp.maximum(m - 1, 0)
     _, e = jnp.frexp(jnp.maximum(jnp.abs(xs_kept[0]), jnp.abs(xs_kept[last])))  # max|x| < 2**e
     e = e.astype(jnp.int32)
-    q = jnp.round(_times_pow2(xs_kept, _GRID - e)).astype(jnp.int32)  # |q| <= 2**23
+    q = jnp.round(mul_pow2(xs_kept, _GRID - e)).astype(jnp.int32)  # |q| <= 2**23
     u = q + (1 << _GRID)
     digits = jnp.stack([(u >> (j * b)) & ((1 << b) - 1) for j in range(n_digits)])
     prefix = jnp.pad(lax.cumsum(digits, axis=1), ((0, 0), (1, 0)))  # (L, n + 1), wrapping int32
@@ -205,7 +209,7 @@ def _lloyd(x, keep, *, k, init, iters):
         # grid: lo + floor(d * i / (k - 1)) without overflowing int32.
         lo, d = q[0], q[last] - q[0]
         c = lo + (d // (k - 1)) * i + ((d % (k - 1)) * i) // (k - 1)
-        c = _times_pow2(c.astype(jnp.float32), e - _GRID)
+        c = _flush(mul_pow2(c.astype(jnp.float32), e - _GRID))
     else:
         # The (i + 1/2)/k quantiles: the order statistic at floor((i + 1/2)/k * (m - 1)).
         two_k = 2 * k
@@ -213,12 +217,11 @@ def _lloyd(x, keep, *, k, init, iters):
         c = xs_kept[idx]
 
     def step(_, c):
-        mids = (c[1:] + c[:-1]) / 2
-        pos = jnp.minimum(jnp.searchsorted(xs, mids, side="right").astype(jnp.int32), m)
+        pos = jnp.minimum(jnp.searchsorted(xs, _mids(c), side="right").astype(jnp.int32), m)
         bounds = jnp.concatenate([jnp.zeros(1, jnp.int32), pos, m[None]])
         sums = prefix[:, bounds[1:]] - prefix[:, bounds[:-1]]
         counts = bounds[1:] - bounds[:-1]
-        means = _times_pow2(_exact_means(sums, counts, b), e - _GRID)
+        means = _flush(mul_pow2(_exact_means(sums, counts, b), e - _GRID))
         # An empty cluster keeps its centroid (it lies in its own empty interval, so
         # the order of the centroids is kept); sorting guards the search anyway.
         return jnp.sort(jnp.where(counts > 0, means, c))
@@ -233,6 +236,7 @@ def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask
     ``2**(e - 23)``, where ``max|x| < 2**e`` (at most half a step from each value),
     summed exactly and divided once: within one float32 ulp of that mean, and the same
     bits on every backend, under ``jit`` or not, for any order of the values.
+    Magnitudes below ``2**-126`` (subnormals) count as +0.0 (see :func:`_flush`).
 
     Args:
       x: a float array of at most ``2**29`` values (non-finite values are not supported).
@@ -257,7 +261,7 @@ def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask
         raise ValueError("x is empty: there is nothing to cluster")
     if x.size > MAX_VALUES:
         raise ValueError(f"x has {x.size} values; kmeans_quantize takes at most 2**29 (exact int32 sums)")
-    flat = x.reshape(-1).astype(jnp.float32)
+    flat = _flush(x.reshape(-1).astype(jnp.float32))
     k = 1 << bits
     if mask is None:
         codebook = _lloyd(flat, jnp.ones(flat.shape, bool), k=k, init=init, iters=iters)

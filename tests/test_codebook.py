@@ -82,7 +82,11 @@ def test_kmeans_under_jit_and_nbytes():
 
 def _kmeans_oracle(x, bits, init, iters, keep=None):
     """The codebook kmeans_quantize promises, in NumPy with exact int64 sums (no mask: all kept)."""
-    x = np.asarray(x, np.float32).reshape(-1)
+
+    def flush(v):  # magnitudes below 2**-126 (subnormals) count as +0
+        return np.where(np.abs(v) < np.float32(2.0**-126), np.float32(0), v).astype(np.float32)
+
+    x = flush(np.asarray(x, np.float32).reshape(-1))
     xs = np.sort(x if keep is None else x[np.asarray(keep).reshape(-1)])
     k, m = (1 << bits) - (keep is not None), len(xs)
     e = int(np.frexp(max(abs(xs[0]), abs(xs[-1])))[1])
@@ -90,17 +94,17 @@ def _kmeans_oracle(x, bits, init, iters, keep=None):
     q = np.round(xs.astype(np.float64) / step).astype(np.int64)  # exact scaling, ties to even
     i = np.arange(k)
     if init == "linear":
-        c = ((q[0] + (q[-1] - q[0]) * i // (k - 1)) * step).astype(np.float32)
+        c = flush((q[0] + (q[-1] - q[0]) * i // (k - 1)) * step)
     else:
         c = xs[(2 * i + 1) * (m - 1) // (2 * k)]
     prefix = np.concatenate([[0], np.cumsum(q)])
     for _ in range(iters):
-        mids = (c[1:] + c[:-1]) / np.float32(2)
+        mids = flush((c[1:] + c[:-1]) / np.float32(2))
         b = np.concatenate([[0], np.searchsorted(xs, mids, side="right"), [m]])
         cnt = np.maximum(np.diff(b), 1)
         quot, rem = np.divmod(prefix[b[1:]] - prefix[b[:-1]], cnt)
         mean = quot.astype(np.float32) + rem.astype(np.float32) / cnt.astype(np.float32)
-        c = np.sort(np.where(np.diff(b) > 0, (mean.astype(np.float64) * step).astype(np.float32), c))
+        c = np.sort(np.where(np.diff(b) > 0, flush(mean.astype(np.float64) * step), c))
     return c if keep is None else np.concatenate([[np.float32(0)], c])
 
 
@@ -122,12 +126,13 @@ def test_kmeans_matches_exact_integer_oracle(n, init):
     st.sampled_from([1, 2, 5, 64, 200]).flatmap(
         lambda n: st.lists(st.floats(-(2.0**100), 2.0**100, width=32), min_size=n, max_size=n)
     ),
-    st.sampled_from([1, 3]), st.sampled_from(["linear", "quantile"]), st.sampled_from([0, 3]),
+    st.booleans(), st.sampled_from([1, 3]), st.sampled_from(["linear", "quantile"]), st.sampled_from([0, 3]),
 )  # fmt: skip
-def test_kmeans_oracle_and_order_independence_property(values, bits, init, iters):
-    # Subnormal, tiny and huge magnitudes (|x| <= 2**100, so that no midpoint overflows);
+def test_kmeans_oracle_and_order_independence_property(values, tiny, bits, init, iters):
+    # Subnormal, tiny and huge magnitudes (|x| <= 2**100, so that no midpoint overflows),
+    # and data made only of tiny values (scaled by 2**-120);
     # few distinct shapes and settings, so that few compilations are needed.
-    x = np.asarray(values, np.float32)
+    x = (np.asarray(values, np.float64) * (2.0**-120 if tiny else 1.0)).astype(np.float32)
     q = kmeans_quantize(jnp.asarray(x), bits, init=init, iters=iters)
     np.testing.assert_array_equal(q.codebook, _kmeans_oracle(x, bits, init, iters))
     r = kmeans_quantize(jnp.asarray(x[::-1].copy()), bits, init=init, iters=iters)
@@ -160,6 +165,19 @@ def test_kmeans_cluster_mean_is_exact():
     x = np.random.default_rng(8).permutation(np.concatenate([half, -half])).astype(np.float32)
     q = kmeans_quantize(jnp.asarray(x), 1, iters=3)
     np.testing.assert_array_equal(q.codebook, np.array([-1.0, 1.0], np.float32))
+
+
+def test_kmeans_subnormals_and_signed_zeros_count_as_zero():
+    # XLA on CPU reads subnormal operands as zero and a GPU does not: k-means flushes
+    # them (and -0.0) to +0.0 itself, so that both give the same bits.
+    sub = np.float32(2.0**-140)
+    q = kmeans_quantize(jnp.asarray([sub, -sub, -0.0, 0.0], jnp.float32), 1)
+    assert np.asarray(q.codebook).view(np.uint32).tolist() == [0, 0]
+    x = np.array([-1.0, -sub, 0.0, -0.0, sub, 1.0], np.float32)
+    q = kmeans_quantize(jnp.asarray(x), 2, init="quantile", iters=2)
+    np.testing.assert_array_equal(q.codebook, _kmeans_oracle(x, 2, "quantile", 2))
+    assert not np.any(np.signbit(np.asarray(q.codebook)[np.asarray(q.codebook) == 0]))
+    np.testing.assert_array_equal(np.asarray(q.labels)[1:5], np.asarray(q.labels)[2])
 
 
 def test_kmeans_refuses_more_values_than_exact_sums_allow():
