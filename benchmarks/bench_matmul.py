@@ -1,8 +1,9 @@
 """Speed of numfmt's quantized matrix products against jnp.matmul and cuBLASLt FP8, in one run.
 
 Sizes by backend (or ``--size`` / ``--emulated-size``): on a GPU, 8192 x 8192 x 8192
-for the native products and 4096^3 for the emulated accumulator (big enough that a
-time is not launch overhead); on a CPU, 2048^3 for everything. Every JAX case is
+for the native products and 4096^3 for the emulated accumulator and the integer
+products (big enough that a time is not launch overhead); on a CPU, 2048^3 for
+everything. Every JAX case is
 jitted, warmed up twice and timed by ``timing.round_robin`` (one run of each per
 repetition, each ended with ``block_until_ready``); torch's cases are timed with
 ``torch.cuda`` events. The table gives medians, TFLOP/s (2 M N K / time) and the
@@ -20,9 +21,9 @@ Rows:
   scales with an FP32 accumulator (the fast path), and the ``mxfp8`` profile;
 * ``qmatmul`` with the emulated ``h100_fp8`` profile (E4M3 in blocks of 128, E8M13
   accumulator, dot_width 32, promotion every 128) at the emulated size;
-* the ``int8_tflite`` profile (quantize, exact int32 matmul, rescale) and
-  ``numfmt.intgemm.int_linear`` (int8 in and out: int32 GEMM, folded zero points,
-  fixed-point requantization).
+* at the emulated size, the ``int8_tflite`` profile (quantize, exact int32 matmul,
+  rescale) and ``numfmt.intgemm.int_linear`` (int8 in and out: int32 GEMM, folded zero
+  points, fixed-point requantization).
 
 Targets: on a GPU (issue 15) the fast path and ``mxfp8`` at most 1.5x ``jnp.matmul``
 bfloat16, and ``h100_fp8`` at 4096^3 at most 20x float32 HIGHEST; on a CPU (the
@@ -98,8 +99,8 @@ def torch_fp8_cases(a, b):
     }
 
 
-def cases_at(n: int, emulated: bool, main: bool):
-    """The cases of one size: the two references, and the rows that run at this size."""
+def cases_at(n: int, native: bool, emulated: bool):
+    """The cases of one size: the two references, then the native rows and/or the emulated and integer ones."""
     k0, k1 = jax.random.split(jax.random.key(0))
     a = jax.random.normal(k0, (n, n), jnp.float32)
     b = jax.random.normal(k1, (n, n), jnp.float32)
@@ -109,23 +110,26 @@ def cases_at(n: int, emulated: bool, main: bool):
                    (a.astype(jnp.bfloat16), b.astype(jnp.bfloat16))),
     }  # fmt: skip
     notes = []
-    if main:
+    if native:
         torch_cases = torch_fp8_cases(a, b)
         if isinstance(torch_cases, str):
             notes.append(f"cuBLASLt FP8 left out: {torch_cases}.")
         else:
             cases.update(torch_cases)
         fp8_tensor = OperandSpec(nf.E4M3, granularity="tensor")
-        for name, cfg in ((FAST, MatmulConfig(fp8_tensor, fp8_tensor)), (MXFP8, "mxfp8"),
-                          ("qmatmul int8_tflite profile (int32 accumulator)", "int8_tflite")):  # fmt: skip
+        for name, cfg in ((FAST, MatmulConfig(fp8_tensor, fp8_tensor)), (MXFP8, "mxfp8")):
             cases[name] = Case(jax.jit(lambda x, y, cfg=cfg: qmatmul(x, y, cfg)), (a, b))
+    if emulated:
+        # The emulated accumulator, and the integer products: int32 x int32 dots, which a
+        # GPU's cuBLAS does not take, so they run at the smaller size there.
+        cases[EMULATED] = Case(jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8")), (a, b))
+        cases["qmatmul int8_tflite profile (int32 accumulator)"] = Case(
+            jax.jit(lambda x, y: qmatmul(x, y, "int8_tflite")), (a, b))
         x_scale = float(jnp.max(jnp.abs(a))) / 127
         layer = intgemm.prepare_linear(b, None, x_scale=x_scale, x_zero_point=0, out_scale=x_scale * 8.0,
                                        out_zero_point=0)  # fmt: skip
         xq = intgemm.quantize_affine(a, x_scale, 0).astype(jnp.int8)
         cases["intgemm.int_linear (int8 in, int8 out)"] = Case(jax.jit(intgemm.int_linear), (xq, layer))
-    if emulated:
-        cases[EMULATED] = Case(jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8")), (a, b))
     return cases, notes
 
 
@@ -150,7 +154,7 @@ def rows_of(n: int, times: dict, goal: dict):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=None, help="M = N = K of the native products (8192 GPU, 2048 CPU)")
-    parser.add_argument("--emulated-size", type=int, default=None, help="of the emulated h100_fp8 product (4096 GPU, 2048 CPU)")
+    parser.add_argument("--emulated-size", type=int, default=None, help="of the emulated and integer products (4096 GPU, 2048 CPU)")
     add_common_args(parser, reps=5)
     args = parser.parse_args(argv)
     n = args.size or (8192 if on_gpu() else 2048)
@@ -160,10 +164,9 @@ def main(argv=None):
                     f"float32 operands from jax.random.normal; median of {reps} round-robin runs after 2 warm-ups")  # fmt: skip
     head = ("product", "size", "ms", "TFLOP/s", "/ f32 HIGHEST", "/ bf16", "target")
     rows, goal = [], targets()
-    for size, emulated, native in ((n, n_emu == n, True), (n_emu, True, False)):
-        if not native and n_emu == n:
-            continue
-        cases, notes = cases_at(size, emulated, native)
+    groups = [(n, True, True)] if n_emu == n else [(n, True, False), (n_emu, False, True)]
+    for size, native, emulated in groups:
+        cases, notes = cases_at(size, native, emulated)
         times = round_robin(cases, reps)
         report.times(f"{size}^3", times)
         rows += rows_of(size, times, goal)
