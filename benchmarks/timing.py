@@ -150,7 +150,7 @@ class Report:
 
     def table(self, title: str, head, rows, align: str | None = None):
         if title:
-            self.parts.append(f"{title}\n")
+            self.parts.append(title)
         self.parts.append(markdown_table(head, rows, align))
         self.data["tables"].append({"title": title, "head": list(head), "rows": [list(map(str, r)) for r in rows]})
 

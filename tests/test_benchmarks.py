@@ -64,7 +64,7 @@ def test_report_prints_and_writes_markdown_and_json(tmp_path, capsys):
     report.times("t", {("fmt", "numfmt"): timing.Timing(times=[0.5]), "bad": timing.Timing(error="E: x")})
     report.emit(str(tmp_path))
     printed = capsys.readouterr().out
-    assert printed.startswith("# CPU: test machine\n\n# input: 8 values\n\nMedians:\n")
+    assert printed.startswith("# CPU: test machine\n\n# input: 8 values\n\nMedians:\n\n| op ")
     assert (tmp_path / "demo.md").read_text() == printed
     data = json.loads((tmp_path / "demo.json").read_text())
     assert data["tables"] == [{"title": "Medians:", "head": ["op", "ms"], "rows": [["copy", "1.0"]]}]
