@@ -74,9 +74,9 @@ def torch_fp8_cases(a, b):
         return "torch is not installed here"
     if not torch.cuda.is_available() or not hasattr(torch, "_scaled_mm"):
         return f"torch {torch.__version__} has no CUDA or no _scaled_mm here"
-    ta = torch.from_numpy(np.asarray(a)).cuda().to(torch.float8_e4m3fn)
+    ta = torch.from_numpy(np.array(a)).cuda().to(torch.float8_e4m3fn)
     # _scaled_mm wants its second operand column-major: the transpose of a contiguous (N, K).
-    tb = torch.from_numpy(np.asarray(b)).cuda().to(torch.float8_e4m3fn).t().contiguous().t()
+    tb = torch.from_numpy(np.array(b)).cuda().to(torch.float8_e4m3fn).t().contiguous().t()
     one = torch.ones((), device="cuda", dtype=torch.float32)
 
     def timer(fn, args):
