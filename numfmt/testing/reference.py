@@ -26,9 +26,12 @@ from fractions import Fraction
 
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
-__all__ = ["exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
+__all__ = ["DETERMINISTIC_MODES", "exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
 
-_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+#: The oracle's deterministic rounding modes (plus ``"stochastic"`` with a given ``u``),
+#: spelled as numfmt.rounding spells them but listed here: testing depends on formats only.
+DETERMINISTIC_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+_MODES = DETERMINISTIC_MODES
 _SR_VARIANTS = ("truncate", "unbiased")
 _HALF = Fraction(1, 2)
 

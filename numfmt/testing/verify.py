@@ -29,12 +29,13 @@ from collections import Counter
 import numpy as np
 
 from numfmt import formats as _formats
+from numfmt.describe import format_value
 from numfmt.formats import CodebookFormat
-from numfmt.rounding import DETERMINISTIC_MODES as _MODES
 from numfmt.testing import strategies as _strategies
+from numfmt.testing.reference import DETERMINISTIC_MODES as _MODES
 from numfmt.testing.reference import reference_decode, reference_round
 
-__all__ = ["Mismatch", "VerifyReport", "verify"]
+__all__ = ["CandidateError", "Mismatch", "VerifyReport", "verify"]
 
 _CHUNK = 1 << 13  # inputs per candidate call in the exhaustive stage
 _RANDOM_FAMILIES = ("random_bits", "near_grid", "near_tie", "in_range")
@@ -84,6 +85,14 @@ class Mismatch(AssertionError):
         self.value, self.family, self.expected, self.actual, self.stage = value, family, expected, actual, stage
 
 
+class CandidateError(RuntimeError):
+    """The candidate raised an exception: it could not be checked (not a mismatch).
+
+    The message names the candidate, the exception and the batch of inputs it was
+    given; the candidate's own exception is the ``__cause__``.
+    """
+
+
 def _name(candidate) -> str:
     name = getattr(candidate, "__qualname__", None) or getattr(candidate, "__name__", None) or repr(candidate)
     module = getattr(candidate, "__module__", None)
@@ -91,9 +100,8 @@ def _name(candidate) -> str:
 
 
 def _show_value(v) -> str:
-    if isinstance(v, float):  # nan, ±inf, -0.0 from reference_decode
-        return repr(v)
-    return repr(float(v))  # exact: every value of a format of at most 32 bits is a float64
+    # exact: every value of a format of at most 32 bits is a float64 (nan, ±inf, -0.0 too)
+    return format_value(v)
 
 
 class _Checker:
@@ -125,7 +133,13 @@ class _Checker:
 
     def actual(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):  # the inputs include inf and NaN on purpose
-            out = self.candidate(x)
+            try:
+                out = self.candidate(x)
+            except Exception as err:
+                shown = ", ".join(format_value(v) for v in x[:4]) + (", ..." if x.size > 4 else "")
+                raise CandidateError(
+                    f"candidate {self.name} raised {type(err).__name__}: {err} (called on {x.size} {self.dtype.name} "
+                    f"inputs: {shown})") from err
         try:
             arr = np.asarray(out)
         except Exception as err:  # any result that is no array is the candidate's error
@@ -241,6 +255,7 @@ def verify(
     Raises:
       Mismatch: (an ``AssertionError``) for the simplest failing input, with its bits,
         value and family and the expected and actual codes and values.
+      CandidateError: the candidate raised an exception (its ``__cause__``).
       TypeError / ValueError: for bad arguments, or a candidate whose result has the
         wrong dtype, shape or out-of-range codes.
     """
