@@ -21,7 +21,14 @@ def is_int(fmt) -> bool:
 
 
 def format_value(value, style: str = "repr", integer: bool = False) -> str:
-    """Show one value: ``repr`` of its float64, ``float.hex`` or the exact decimal."""
+    """One number as text, the one way numfmt prints numbers (CLI, tables, reports, verify).
+
+    ``style``: ``"repr"`` (the shortest decimal that reads back to the same float64, so
+    it names the value exactly), ``"hex"`` (``float.hex`` without trailing zeros),
+    ``"exact"`` (the exact decimal expansion), or a format spec such as ``".3g"``.
+    Non-finite values are ``nan``, ``inf``, ``-inf`` in every style; with ``integer``
+    an integral value prints as an integer (``448``, not ``448.0``).
+    """
     v = float(value)
     if math.isnan(v):
         return "nan"
@@ -29,11 +36,13 @@ def format_value(value, style: str = "repr", integer: bool = False) -> str:
         return "inf" if v > 0 else "-inf"
     if integer and v == int(v):
         return str(int(v))
+    if style == "repr":
+        return repr(v)
     if style == "hex":
         return short_hex(v)
     if style == "exact":
         return str(Decimal(v))
-    return repr(v)
+    return format(v, style)
 
 
 def short_hex(v: float) -> str:

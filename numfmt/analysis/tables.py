@@ -10,6 +10,7 @@ import math
 
 from numfmt import formats as _formats
 from numfmt.analysis.metrics import unit_roundoff
+from numfmt.describe import format_value
 from numfmt.describe import layout as _layout
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
@@ -110,14 +111,8 @@ def _cell(v, digits: int) -> str:
         return "yes" if v else "no"
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        if v == int(v) and abs(v) < 1e7:
-            return str(int(v))
-        return f"{v:.{digits}g}"
+    if isinstance(v, float):  # integral values below 1e7 as integers, others to `digits` digits
+        return format_value(v, f".{digits}g", integer=abs(v) < 1e7)
     return str(v)
 
 
