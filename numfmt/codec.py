@@ -211,7 +211,7 @@ def quantize(
     else float32 (or float64 with x64) so that no value of ``fmt`` turns into another
     or into inf (:func:`quantize_dtype`, docs/semantics.md).
 
-    ``rounding`` is the third positional argument, as in DESIGN's contract
+    ``rounding`` is the third positional argument, as in the contract of docs/design.md
     ``quantize(x, fmt, rounding)``: the codec's calls read like a cast with a mode. The
     scaled functions take it keyword-only, after their scale options.
     """
