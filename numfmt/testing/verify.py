@@ -246,7 +246,9 @@ def verify(
       max_examples: random batches to draw (default 100), of ``batch_size`` inputs each.
       edge_cases: run the structured cases first (they are also used to find a simpler
         failing input when the random stage finds one).
-      seed: seeds hypothesis, so a run is reproducible.
+      seed: seeds hypothesis: the same program gives the same draws (hypothesis also mixes
+        in the literal constants of the loaded modules, so which inputs are drawn can
+        differ between programs; docs/verify.md).
       name: the candidate's name in messages (default: its qualified name).
 
     Returns:
