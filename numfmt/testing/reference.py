@@ -24,6 +24,7 @@ import math
 import numbers
 from fractions import Fraction
 
+from numfmt.checks import check_bool
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
 __all__ = ["DETERMINISTIC_MODES", "exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
@@ -347,7 +348,7 @@ def reference_round(
     sr = _check_sr(mode, u, rbits, variant, word_bits)
     sign, mag, is_nan = exact_value(value)
     if isinstance(fmt, FloatFormat):
-        return _round_float(sign, mag, is_nan, fmt, mode, bool(saturate), sr)
+        return _round_float(sign, mag, is_nan, fmt, mode, check_bool(saturate, "saturate"), sr)
     if isinstance(fmt, IntFormat):
         return _round_int(sign, mag, is_nan, fmt, mode, sr)
     return _round_codebook(sign, mag, is_nan, fmt, mode)

@@ -29,6 +29,7 @@ from collections import Counter
 import numpy as np
 
 from numfmt import formats as _formats
+from numfmt.checks import check_bool
 from numfmt.describe import format_value
 from numfmt.formats import CodebookFormat
 from numfmt.testing import strategies as _strategies
@@ -197,6 +198,7 @@ def _simplest(checker, values, family, fails, stage):
 
 
 def _check_args(candidate, fmt, rounding, source, exhaustive, max_examples, batch_size):
+    check_bool(exhaustive, "exhaustive")
     if not callable(candidate):
         raise TypeError(f"candidate must be a function from an array of floats to codes, got {candidate!r}")
     fmt = _formats.get(fmt)
@@ -262,7 +264,8 @@ def verify(
         wrong dtype, shape or out-of-range codes.
     """
     fmt, dtype = _check_args(candidate, fmt, rounding, source, exhaustive, max_examples, batch_size)
-    checker = _Checker(candidate, fmt, rounding, bool(saturate), dtype, name or _name(candidate))
+    saturate, edge_cases = check_bool(saturate, "saturate"), check_bool(edge_cases, "edge_cases")
+    checker = _Checker(candidate, fmt, rounding, saturate, dtype, name or _name(candidate))
     families: Counter = Counter()
 
     cases = _strategies.cases_for(fmt, dtype)
@@ -286,13 +289,13 @@ def verify(
                 raise _simplest(checker, chunk, lambda i, chunk=chunk: _strategies.family_of(chunk[i], fmt), fails,
                                 f"the exhaustive check of every {dtype.name} input; the simplest failing one is shown")
         families["exhaustive"] += total
-        return VerifyReport(checker.name, fmt.name, rounding, bool(saturate), dtype.name, structured, total, 0,
+        return VerifyReport(checker.name, fmt.name, rounding, saturate, dtype.name, structured, total, 0,
                             dict(families))
 
     drawn = _random_stage(checker, fmt, dtype, max_examples or 100, batch_size, seed, families)
     if isinstance(drawn, Mismatch):
         raise _prefer_structured(checker, drawn, values, labels, edge_cases)
-    return VerifyReport(checker.name, fmt.name, rounding, bool(saturate), dtype.name, structured, 0, drawn,
+    return VerifyReport(checker.name, fmt.name, rounding, saturate, dtype.name, structured, 0, drawn,
                         dict(families))
 
 
