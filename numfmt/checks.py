@@ -11,7 +11,18 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int"]
+__all__ = ["check_bool", "check_int", "is_traced", "static_hint"]
+
+
+def is_traced(value) -> bool:
+    """Whether ``value`` is a JAX tracer (an argument of a function being traced by ``jit``, ``vmap`` ...)."""
+    return type(value).__name__.endswith("Tracer")
+
+
+def static_hint(arg: str) -> str:
+    """How to pass ``arg`` as a static (trace-time) argument: the fix an error about a traced ``arg`` names."""
+    return (f"mark {arg} static (jax.jit(f, static_argnames=('{arg}',))) "
+            f"or bind it with functools.partial(f, {arg}=...)")
 
 
 def check_bool(value, arg: str) -> bool:
@@ -22,10 +33,8 @@ def check_bool(value, arg: str) -> bool:
     """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if type(value).__name__.endswith("Tracer"):
-        raise TypeError(
-            f"{arg} must be a Python bool known at trace time, got a traced value: mark {arg} "
-            f"static (jax.jit(f, static_argnames=('{arg}',))) or bind it with functools.partial")
+    if is_traced(value):
+        raise TypeError(f"{arg} must be a Python bool known at trace time, got a traced value: {static_hint(arg)}")
     raise TypeError(f"{arg} must be True or False, got {value!r} ({type(value).__name__})")
 
 

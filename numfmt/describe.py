@@ -21,7 +21,14 @@ def is_int(fmt) -> bool:
 
 
 def format_value(value, style: str = "repr", integer: bool = False) -> str:
-    """Show one value: ``repr`` of its float64, ``float.hex`` or the exact decimal."""
+    """One number as text, the one way numfmt prints numbers (CLI, tables, reports, verify).
+
+    ``style``: ``"repr"`` (the shortest decimal that reads back to the same float64, so
+    it names the value exactly), ``"hex"`` (``float.hex`` without trailing zeros),
+    ``"exact"`` (the exact decimal expansion), or a format spec such as ``".3g"``.
+    Non-finite values are ``nan``, ``inf``, ``-inf`` in every style; with ``integer``
+    an integral value prints as an integer (``448``, not ``448.0``).
+    """
     v = float(value)
     if math.isnan(v):
         return "nan"
@@ -29,11 +36,13 @@ def format_value(value, style: str = "repr", integer: bool = False) -> str:
         return "inf" if v > 0 else "-inf"
     if integer and v == int(v):
         return str(int(v))
+    if style == "repr":
+        return repr(v)
     if style == "hex":
         return short_hex(v)
     if style == "exact":
         return str(Decimal(v))
-    return repr(v)
+    return format(v, style)
 
 
 def short_hex(v: float) -> str:
@@ -119,22 +128,14 @@ def aliases(fmt) -> list[str]:
     return _formats.aliases(fmt.name)
 
 
-def _code_ranges(lo: int, hi: int, sign_mask: int, bits: int) -> str:
-    """Magnitude codes ``lo..hi`` with both signs (one sign when ``sign_mask`` is 0)."""
-    spans = [(lo, hi)] + ([(lo | sign_mask, hi | sign_mask)] if sign_mask else [])
-    return ", ".join(hex_code(a, bits) if a == b else f"{hex_code(a, bits)}..{hex_code(b, bits)}" for a, b in spans)
+def _code_span(lo: int, hi: int, bits: int) -> str:
+    return hex_code(lo, bits) if lo == hi else f"{hex_code(lo, bits)}..{hex_code(hi, bits)}"
 
 
 def _nan_codes(fmt) -> str:
     if not fmt.has_nan:
         return "none"
-    ones = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
-    if fmt.specials == "ieee":
-        codes = _code_ranges(fmt.inf_code + 1, ones, fmt.sign_mask, fmt.bits)
-    elif fmt.specials == "fnuz":
-        codes = hex_code(fmt.sign_mask, fmt.bits)
-    else:  # fn, e8m0: all ones
-        codes = _code_ranges(ones, ones, fmt.sign_mask, fmt.bits)
+    codes = ", ".join(_code_span(lo, hi, fmt.bits) for lo, hi in fmt.nan_code_ranges)
     return f"{codes}  (encode gives {hex_code(fmt.nan_code, fmt.bits)})"
 
 
@@ -170,11 +171,7 @@ def _float_card(fmt, style: str) -> list[tuple[str, str]]:
         ("eps", show(fmt.eps, _power_of_two(fmt.eps))),
         ("subnormals", "yes" if fmt.subnormals else "no"),
     ]
-    inf = "none"
-    if fmt.has_inf:
-        inf = f"+inf {hex_code(fmt.inf_code, fmt.bits)}"
-        if fmt.signed:
-            inf += f", -inf {hex_code(fmt.inf_code | fmt.sign_mask, fmt.bits)}"
+    inf = ", ".join(f"{sign}inf {hex_code(code, fmt.bits)}" for sign, code in zip("+-", fmt.inf_codes)) or "none"
     zero = "none" if not fmt.has_zero else hex_code(0, fmt.bits)
     card += [
         ("inf", inf),

@@ -1,4 +1,9 @@
-"""Rounding modes: their names, and the checks made at the API boundary.
+"""Rounding modes: their names, the checks made at the API boundary, the rounding step and the random bits.
+
+The public names (``__all__``) are the modes, the boundary check and :func:`hash_bits`,
+the one source of random bits of every stochastic path. :func:`round_shift`,
+:func:`stochastic_increment` and :func:`overflows_to_infinity` are the rounding step
+of the codec's engine (:mod:`numfmt.encoder`), not part of the public surface.
 
 The modes follow IEEE 754-2019 §4.3 (the four directed / nearest attributes plus
 roundTiesToAway), round-to-odd (Boldo & Melquiond, "Emulation of FMA and correctly
@@ -6,6 +11,8 @@ rounded sums", IEEE TC 2008), and stochastic rounding (see ``numfmt.codec``).
 """
 
 from __future__ import annotations
+
+__all__ = ["DETERMINISTIC_MODES", "ROUNDING_MODES", "SR_VARIANTS", "check_rounding", "hash_bits"]
 
 DETERMINISTIC_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
 ROUNDING_MODES = DETERMINISTIC_MODES + ("stochastic",)

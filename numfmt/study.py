@@ -331,17 +331,5 @@ def main(argv=None) -> int:
     return run_args(args)
 
 
-def _register_with_cli() -> None:
-    """Join ``numfmt``'s command line through its ``command`` registry (numfmt.cli.EXTENSIONS)."""
-    try:
-        from numfmt import cli
-    except ImportError:  # pragma: no cover - the study runs without the CLI
-        return
-    if hasattr(cli, "command") and "study" not in getattr(cli, "commands", list)():
-        cli.command("study", HELP, add_arguments)(run_args)
-
-
-_register_with_cli()
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

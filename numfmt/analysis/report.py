@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from numfmt.analysis.tables import to_markdown
+from numfmt.describe import format_value
 
 __all__ = ["jsonable", "summary", "write_json", "write_report"]
 
@@ -28,16 +29,15 @@ SCHEME_BITS = {"cast": "0", "tensor": "≈ 0", "row": "32 / row", "block32": "1"
 
 
 def _num(v, spec=".3g") -> str:
+    """A report cell: ``–`` for a missing value, ``n/a`` for NaN (a metric that does not
+    apply), text as is, every number by :func:`numfmt.describe.format_value`."""
     if v is None:
         return "–"
     if isinstance(v, str):
         return v
-    v = float(v)
-    if math.isnan(v):
+    if math.isnan(float(v)):
         return "n/a"
-    if math.isinf(v):
-        return "∞" if v > 0 else "-∞"
-    return format(v, spec)
+    return format_value(v, spec)
 
 
 def _db(v) -> str:

@@ -24,11 +24,15 @@ import math
 import numbers
 from fractions import Fraction
 
+from numfmt.checks import check_bool
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
-__all__ = ["exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
+__all__ = ["DETERMINISTIC_MODES", "exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
 
-_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+#: The oracle's deterministic rounding modes (plus ``"stochastic"`` with a given ``u``),
+#: spelled as numfmt.rounding spells them but listed here: testing depends on formats only.
+DETERMINISTIC_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
+_MODES = DETERMINISTIC_MODES
 _SR_VARIANTS = ("truncate", "unbiased")
 _HALF = Fraction(1, 2)
 
@@ -344,7 +348,7 @@ def reference_round(
     sr = _check_sr(mode, u, rbits, variant, word_bits)
     sign, mag, is_nan = exact_value(value)
     if isinstance(fmt, FloatFormat):
-        return _round_float(sign, mag, is_nan, fmt, mode, bool(saturate), sr)
+        return _round_float(sign, mag, is_nan, fmt, mode, check_bool(saturate, "saturate"), sr)
     if isinstance(fmt, IntFormat):
         return _round_int(sign, mag, is_nan, fmt, mode, sr)
     return _round_codebook(sign, mag, is_nan, fmt, mode)
