@@ -103,11 +103,12 @@ def get_format(name: str):
         raise CLIError(f"unknown format {name!r}.{hint} ('numfmt list' shows every format)") from None
 
 
-def get_rounding(name: str) -> str:
+def get_rounding(name: str, fmt=None) -> str:
     try:
-        return check_rounding(name)
+        return check_rounding(name, fmt)
     except (ValueError, TypeError):
-        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(ROUNDING_MODES)}") from None
+        modes = getattr(fmt, "rounding_modes", ROUNDING_MODES)  # log formats have modes of their own
+        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(modes)}") from None
 
 
 def decode_codes(codes: list[int], fmt) -> list[float]:
@@ -239,7 +240,7 @@ def _encode(args) -> None:
     import jax.numpy as jnp
 
     fmt = get_format(args.format)
-    rounding = get_rounding(args.rounding)
+    rounding = get_rounding(args.rounding, fmt)
     xs = [parse_number(t) for t in args.x]
     with x64():
         key = jax.random.key(args.seed) if rounding == "stochastic" else None

@@ -37,7 +37,7 @@ def _check_fmt(fmt):
 def _check_args(x, fmt, rounding, key, rbits, random_bits, variant):
     """Validates everything at the API boundary; returns (x, fmt, rounding, rbits)."""
     fmt = _formats.get(fmt)
-    rounding = _rounding.check_rounding(rounding)
+    rounding = _rounding.check_rounding(rounding, fmt)
     x_in = jnp.asarray(x)
     _, lay = as_float_input(x_in)
     if rounding != "stochastic":
