@@ -57,6 +57,7 @@ from numfmt.formats import (
     register,
 )
 from numfmt.intgemm import int_gemm, quantize_multiplier, requantize
+from numfmt.logformat import LOG4, LOG4_SQRT2, LOG8, LOG8_SQRT2, LogFormat
 from numfmt.matmul import MatmulConfig, OperandSpec, dot_general, qmatmul
 from numfmt.matmul_profiles import MATMUL_PROFILES, matmul_profile
 from numfmt.mx import mx_quantize, nvfp4_quantize
@@ -85,6 +86,10 @@ __all__ = [
     "INT8",
     "INT16",
     "INT32",
+    "LOG4",
+    "LOG4_SQRT2",
+    "LOG8",
+    "LOG8_SQRT2",
     "MATMUL_PROFILES",
     "NF4",
     "ROUNDING_MODES",
@@ -97,6 +102,7 @@ __all__ = [
     "CodebookFormat",
     "FloatFormat",
     "IntFormat",
+    "LogFormat",
     "MatmulConfig",
     "MinMaxState",
     "OperandSpec",
