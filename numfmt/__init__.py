@@ -58,6 +58,8 @@ from numfmt.formats import (
 )
 from numfmt.intgemm import int_gemm, quantize_multiplier, requantize
 from numfmt.logformat import LOG4, LOG4_SQRT2, LOG8, LOG8_SQRT2, LogFormat
+from numfmt.lowbit import binarize, fake_binarize, fake_ternarize, ternarize
+from numfmt.lowbit_matmul import binary_matmul, log_matmul, lowbit_weight_matmul
 from numfmt.matmul import MatmulConfig, OperandSpec, dot_general, qmatmul
 from numfmt.matmul_profiles import MATMUL_PROFILES, matmul_profile
 from numfmt.mx import mx_quantize, nvfp4_quantize
@@ -109,18 +111,24 @@ __all__ = [
     "QArray",
     "StorageReport",
     "analysis",
+    "binarize",
+    "binary_matmul",
     "calibrate",
     "centroid_grads",
     "decode",
     "dequantize",
     "dot_general",
     "encode",
+    "fake_binarize",
     "fake_quant",
+    "fake_ternarize",
     "get",
     "huffman_code_lengths",
     "int_gemm",
     "kmeans_qat_update",
     "kmeans_quantize",
+    "log_matmul",
+    "lowbit_weight_matmul",
     "magnitude_prune",
     "matmul_profile",
     "minmax_init",
@@ -139,6 +147,7 @@ __all__ = [
     "register",
     "requantize",
     "storage_report",
+    "ternarize",
     "unpack",
 ]
 
