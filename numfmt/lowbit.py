@@ -99,14 +99,16 @@ def _check_delta_factor(delta_factor) -> float:
 # on the bits, rounding to nearest even where the result is subnormal. docs/lowbit.md.
 
 
-def _group_magnitudes(x, reduce):
-    """``(|x|, bits)`` with the reduced axes moved last and flattened: shape ``(..., n)``."""
+def _grouped_bits(x, axis):
+    """``(reduce, user, lay, bits)``: the magnitude bits of ``x`` with the reduced axes moved last and
+    flattened, shape ``(..., n)``, with the reduced axes, the scale's shape and the layout."""
+    reduce, user = _reduced(x.shape, axis)
     lay = _layout_of(x)
     keep = [i for i in range(x.ndim) if i not in reduce]
     xt = jnp.transpose(x.astype(lay.dtype), keep + list(reduce))
     xt = xt.reshape(tuple(x.shape[i] for i in keep) + (-1,))
     bits = lax.bitcast_convert_type(xt, lay.uint) & lay.uint((1 << (lay.width - 1)) - 1)
-    return lax.bitcast_convert_type(bits, lay.dtype), bits
+    return reduce, user, lay, bits
 
 
 def _negative(x, lay):
@@ -119,7 +121,7 @@ def _negative(x, lay):
 
 
 def _ungroup(v, shape, reduce):
-    """The inverse of :func:`_group_magnitudes`' layout: ``(..., n)`` back to ``shape``."""
+    """The inverse of :func:`_grouped_bits`' layout: ``(..., n)`` back to ``shape``."""
     keep = [i for i in range(len(shape)) if i not in reduce]
     order = keep + list(reduce)
     v = v.reshape(tuple(shape[i] for i in order))
@@ -186,28 +188,25 @@ def _finite_or(alpha, bits, lay):
 
 @functools.partial(jax.jit, static_argnames=("axis",))
 def _binarize(x, *, axis):
-    reduce, user = _reduced(x.shape, axis)
-    lay = _layout_of(x)
-    _, bits = _group_magnitudes(x, reduce)
+    _, user, lay, bits = _grouped_bits(x, axis)
     y, k = _scaled(bits, lay)
     alpha = _unscale(_divide(_pairwise_sum(y), y.shape[-1]), k, lay)
     alpha = _finite_or(alpha, bits, lay).reshape(user)
     return _negative(x, lay).astype(jnp.uint8) ^ jnp.uint8(1), alpha
 
 
-def _scaled_delta(bits, lay, delta_factor):
-    """``(y, k, delta_y)``: the scaled magnitudes and ``fl(fl(delta_factor) * mean)`` in the scaled domain."""
+def _ternary_threshold(x, axis, delta_factor):
+    """The scaled domain of :func:`_ternarize`: ``(reduce, user, lay, bits, y, k, delta_y)``,
+    ``delta_y = fl(fl(delta_factor) * mean_y)``."""
+    reduce, user, lay, bits = _grouped_bits(x, axis)
     y, k = _scaled(bits, lay)
     mean_y = _divide(_pairwise_sum(y), y.shape[-1])
-    return y, k, np.asarray(delta_factor, lay.dtype) * mean_y
+    return reduce, user, lay, bits, y, k, np.asarray(delta_factor, lay.dtype) * mean_y
 
 
 @functools.partial(jax.jit, static_argnames=("axis", "delta_factor"))
 def _ternarize(x, *, axis, delta_factor):
-    reduce, user = _reduced(x.shape, axis)
-    lay = _layout_of(x)
-    _, bits = _group_magnitudes(x, reduce)
-    y, k, delta_y = _scaled_delta(bits, lay, delta_factor)
+    reduce, user, lay, bits, y, k, delta_y = _ternary_threshold(x, axis, delta_factor)
     beyond_y = y > delta_y  # a tie at delta is not beyond it
     count = jnp.sum(beyond_y, axis=-1, keepdims=True)
     alpha_y = _divide(_pairwise_sum(jnp.where(beyond_y, y, 0)), jnp.maximum(count, 1))  # 0 if none is beyond
@@ -219,10 +218,7 @@ def _ternarize(x, *, axis, delta_factor):
 
 @functools.partial(jax.jit, static_argnames=("axis", "delta_factor"))
 def _ternary_delta(x, *, axis, delta_factor):
-    reduce, user = _reduced(x.shape, axis)
-    lay = _layout_of(x)
-    _, bits = _group_magnitudes(x, reduce)
-    _, k, delta_y = _scaled_delta(bits, lay, delta_factor)
+    _, user, lay, _, _, k, delta_y = _ternary_threshold(x, axis, delta_factor)
     return _unscale(delta_y, k, lay).reshape(user)
 
 
