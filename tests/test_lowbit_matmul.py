@@ -95,6 +95,17 @@ def test_lowbit_weight_matmul_is_exact(data, fmt, ternary, symmetric):
     assert np.allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
 
 
+def test_lowbit_weight_matmul_jit_vmap():
+    x = jax.random.normal(jax.random.key(4), (2, 3, 40))
+    w = jax.random.normal(jax.random.key(5), (2, 40, 6))
+
+    def f(a, b):
+        return nf.lowbit_weight_matmul(nf.quantize_scaled(a, "int8", axis=1), nf.ternarize(b, axis=0))
+
+    eager = np.stack([np.asarray(f(a, b)) for a, b in zip(x, w)])
+    assert np.array_equal(np.asarray(jax.jit(jax.vmap(f))(x, w)), eager)
+
+
 # ---- log x log ----------------------------------------------------------------------------------
 
 
@@ -146,6 +157,8 @@ def test_log_matmul_jit_and_range_check():
         return nf.log_matmul(nf.quantize_scaled(x, "log4", axis=1), nf.quantize_scaled(y, "log4", axis=0))
 
     assert np.array_equal(np.asarray(jax.jit(f)(a, b)), np.asarray(f(a, b)))
+    batch = jnp.stack([a, 2 * a]), jnp.stack([b, b / 2])
+    assert np.array_equal(np.asarray(jax.vmap(f)(*batch)), np.stack([np.asarray(f(p, q)) for p, q in zip(*batch)]))
     q8a, q8b = nf.quantize_scaled(a, "log8", axis=1), nf.quantize_scaled(b, "log8", axis=0)
     with pytest.raises(ValueError, match="more than 31"):
         nf.log_matmul(q8a, q8b)
