@@ -32,6 +32,7 @@ import numpy as np
 from jax import lax
 
 from numfmt.bitlayout import split_bits
+from numfmt.encoder import encode_float
 from numfmt.logformat import LogFormat, floor_scaled_power, rounded_power
 
 __all__ = ["decode_log", "encode_log"]
@@ -107,9 +108,7 @@ def encode_log(x, fmt: LogFormat, rounding: str, saturate: bool, lay, sr):
     ``saturate`` changes nothing: past ``max`` every mode gives ``±max``, as in the float
     formats without inf and NaN.
     """
-    if rounding == "stochastic":
-        from numfmt.encoder import encode_float  # the equivalent float format's engine
-
+    if rounding == "stochastic":  # the equivalent float format's engine
         return encode_float(x, fmt.as_float_format(), rounding, saturate, lay, sr).astype(fmt.code_dtype)
     S = lay.sint
     P, r = lay.man, fmt.root
