@@ -166,7 +166,7 @@ def _divide(total, count):
 
 
 def _unscale(v, k, lay):
-    """``v * 2**-k`` for positive normal ``v``, correctly rounded (nearest even) on the bits."""
+    """``v * 2**-k`` for positive normal ``v``, correctly rounded (nearest even) on the bits; inf past the range."""
     S, U, P = lay.sint, lay.uint, lay.man
     bits = lax.bitcast_convert_type(v, U)
     E = (bits >> U(P)).astype(S) - k
@@ -175,7 +175,8 @@ def _unscale(v, k, lay):
     sig = (bits & U((1 << P) - 1)) | U(1 << P)
     sub = _rounding.round_shift(sig, d, jnp.zeros(sig.shape, bool), "nearest_even")
     out = lax.bitcast_convert_type(jnp.where(E >= 1, normal, sub), lay.dtype)
-    return jnp.where(v == 0, v, out)
+    top = (1 << (lay.width - 1 - P)) - 1  # the exponent field of inf: past it, the result overflows
+    return jnp.where(v == 0, v, jnp.where(E >= top, jnp.asarray(np.inf, lay.dtype), out))
 
 
 def _finite_or(alpha, bits, lay):
