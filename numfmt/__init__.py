@@ -15,6 +15,9 @@ from numfmt import (
     codec,
     formats,
     intgemm,
+    logformat,
+    lowbit,
+    lowbit_matmul,
     matmul,
     matmul_profiles,
     mx,
@@ -29,6 +32,9 @@ from numfmt.codebook import *
 from numfmt.codec import *
 from numfmt.formats import *
 from numfmt.intgemm import *
+from numfmt.logformat import *
+from numfmt.lowbit import *
+from numfmt.lowbit_matmul import *
 from numfmt.matmul import *
 from numfmt.matmul_profiles import *
 from numfmt.mx import *
@@ -51,6 +57,9 @@ __all__ += accumulator.__all__
 __all__ += matmul.__all__
 __all__ += matmul_profiles.__all__
 __all__ += intgemm.__all__
+__all__ += logformat.__all__
+__all__ += lowbit.__all__
+__all__ += lowbit_matmul.__all__
 
 __version__ = "0.1.0"
 

@@ -131,7 +131,7 @@ def _make_opts(x, fmt, rounding, key, rbits, saturate, clipped, scale, granulari
                scale_rounding, calibration, symmetric):
     x = check_float_input(x)
     fmt = _formats.get(fmt)
-    rounding = _rounding.check_rounding(rounding)
+    rounding = _rounding.check_rounding(rounding, fmt)
     if rounding == "stochastic" and key is None:
         raise ValueError("rounding='stochastic' needs key= (a jax.random key)")
     if rounding != "stochastic" and (key is not None or rbits is not None):

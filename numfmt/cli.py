@@ -245,7 +245,7 @@ def _encode(args) -> None:
     import jax.numpy as jnp
 
     fmt = get_format(args.format)
-    rounding = get_rounding(args.rounding)
+    rounding = get_rounding(args.rounding, fmt)
     xs = parse_numbers(args.x)
     if rounding != "stochastic" and args.seed is not None:  # as nf.encode refuses rbits= (--rbits)
         raise CLIError(f"--seed is only used with --rounding stochastic, got --rounding {rounding}")

@@ -31,9 +31,10 @@ def get_format(name: str):
         raise CLIError(f"unknown format {name!r} ('numfmt list' shows every format)") from None
 
 
-def get_rounding(name: str) -> str:
-    """The canonical name of the rounding mode ``name``; a CLIError listing the modes when it is unknown."""
+def get_rounding(name: str, fmt=None) -> str:
+    """The canonical name of the rounding mode ``name`` (for ``fmt``, when given); a CLIError listing the modes."""
     try:
-        return check_rounding(name)
+        return check_rounding(name, fmt)
     except (ValueError, TypeError):
-        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(ROUNDING_MODES)}") from None
+        modes = getattr(fmt, "rounding_modes", ROUNDING_MODES)  # log formats have modes of their own
+        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(modes)}") from None

@@ -71,7 +71,7 @@ def _check_key(key):
 def _check_args(x, fmt, rounding, key, rbits, random_bits, variant, saturate):
     """Validates everything at the API boundary; returns (x, fmt, rounding, rbits, saturate)."""
     fmt = _formats.get(fmt)
-    rounding = _rounding.check_rounding(rounding)
+    rounding = _rounding.check_rounding(rounding, fmt)
     saturate = check_bool(saturate, "saturate")
     x_in = jnp.asarray(x)
     _, lay = as_float_input(x_in)

@@ -10,6 +10,7 @@ import math
 from decimal import Decimal
 
 from numfmt import formats as _formats
+from numfmt.logformat import log_card
 
 #: The columns of ``numfmt list``, and those right-aligned.
 LIST_HEADERS = ["name", "kind", "bits", "layout", "bias", "max", "min normal", "min subnormal", "eps", "inf", "nan"]
@@ -68,6 +69,8 @@ def layout(fmt) -> str:
         return f"s{int(fmt.signed)}e{fmt.exp_bits}m{fmt.man_bits}"
     if fmt.kind == "int":
         return f"{'' if fmt.signed else 'u'}int{fmt.bits}{' narrow' if fmt.narrow else ''}"
+    if fmt.kind == "log":
+        return fmt.describe_layout()
     return f"{len(fmt.values())} values"
 
 
@@ -114,7 +117,7 @@ def card(fmt, style: str = "repr") -> list[tuple[str, str]]:
     names = aliases(fmt)
     fields = [("name", fmt.name)] + ([("aliases", ", ".join(names))] if names else [])
     fields += [("kind", fmt.kind), ("bits", str(fmt.bits))]
-    builder = {"float": _float_card, "int": _int_card}.get(fmt.kind, _codebook_card)
+    builder = {"float": _float_card, "int": _int_card, "log": log_card}.get(fmt.kind, _codebook_card)
     fields += builder(fmt, style)
     dtype = fmt.dtype
     fields.append(("ml_dtypes", dtype.name if dtype is not None else "none"))

@@ -247,6 +247,10 @@ def encode_codebook(x, fmt: CodebookFormat, rounding):
 
 def encode_any(x, fmt, rounding, saturate, sr):
     x, lay = as_float_input(x)
+    if fmt.kind == "log":  # the logarithmic formats have their own engine
+        from numfmt.logcodec import encode_log
+
+        return encode_log(x, fmt, rounding, saturate, lay, sr)
     if isinstance(fmt, IntFormat):
         return encode_int(x, fmt, rounding, lay, sr)
     if isinstance(fmt, CodebookFormat):

@@ -32,11 +32,21 @@ _ALIASES = {
 }
 
 
-def check_rounding(rounding) -> str:
-    """Return the canonical name of ``rounding``; raise ValueError naming the known modes."""
+def check_rounding(rounding, fmt=None) -> str:
+    """Return the canonical name of ``rounding``; raise ValueError naming the known modes.
+
+    ``fmt``: the format the mode is for. A format with a ``rounding_modes`` attribute
+    (the logarithmic formats: ``"nearest_log"``, and no ``"stochastic"`` for base
+    sqrt(2)) accepts exactly those modes.
+    """
     if not isinstance(rounding, str):
         raise TypeError(f"rounding must be a str, one of {ROUNDING_MODES}, got {rounding!r}")
     name = _ALIASES.get(rounding.strip().lower(), rounding.strip().lower())
+    modes = getattr(fmt, "rounding_modes", None)
+    if modes is not None:
+        if name not in modes:
+            raise ValueError(f"rounding {rounding!r} is not a mode of {fmt.name}: expected one of {', '.join(modes)}")
+        return name
     if name not in ROUNDING_MODES:
         raise ValueError(f"unknown rounding {rounding!r}: expected one of {', '.join(ROUNDING_MODES)}")
     return name

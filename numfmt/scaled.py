@@ -422,7 +422,7 @@ def quantize_scaled(x, fmt, *, axis=None, block_size=None, scale_fmt=_formats.FP
         raise TypeError(f"scale_fmt must be a float format (FP32, BF16, E8M0, E4M3, ...), got {scale_fmt.name}")
     axis, block_size = check_granularity(x.shape, axis, block_size)
     policy = check_scale_rounding(scale_rounding, scale_fmt)
-    rounding = _rounding.check_rounding(rounding)
+    rounding = _rounding.check_rounding(rounding, fmt)
     if not symmetric and not isinstance(fmt, IntFormat):
         raise ValueError(f"symmetric=False (a zero point) needs an IntFormat element, got {fmt.name}")
     if isinstance(fmt, CodebookFormat) and rounding not in ("nearest_even", "nearest_away"):

@@ -66,7 +66,7 @@ def run(args) -> int | None:
     from numfmt.testing.verify import CandidateError, Mismatch, verify
 
     fmt = get_format(args.format)
-    rounding = get_rounding(args.rounding)
+    rounding = get_rounding(args.rounding, fmt)
     candidate = load_candidate(args.candidate)
     try:
         report = verify(candidate, fmt, rounding, saturate=args.saturate, source=args.source,

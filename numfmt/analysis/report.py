@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from numfmt.analysis import lowbit_study
 from numfmt.analysis.tables import to_markdown
 from numfmt.describe import format_value
 
@@ -81,6 +82,8 @@ def write_report(results: dict, figures, out) -> str:
     parts.append(_section_scaled(results, figs))
     parts.append(_section_matmul(results, figs))
     parts.append(_section_stochastic(results, figs))
+    if "lowbit" in results:  # 1- to 4-bit weights (numfmt.analysis.lowbit_study)
+        parts.append(lowbit_study.render(results["lowbit"]))
     parts.append("## Files\n\n" + "\n".join(f"* `{os.path.basename(f)}`" for f in [*figures, "results.json"])
                  + "\n\nStep timings (s): " + ", ".join(f"{k}: {v:.1f}" for k, v in results["timings_s"].items())
                  + f". Total {cfg['seconds']:.1f} s.\n")

@@ -68,6 +68,8 @@ def format_row(fmt) -> dict:
                    unit_roundoff=unit_roundoff(fmt, "nearest_even"))
     elif isinstance(fmt, IntFormat):
         row.update(bias=0, min_normal=1.0, eps=1.0)
+    elif fmt.kind == "log":
+        row.update(bias=fmt.bias, emin=fmt.emin, emax=fmt.emax, min_normal=fmt.min_normal, eps=fmt.eps)
     return row
 
 

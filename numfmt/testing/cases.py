@@ -27,6 +27,7 @@ import numpy as np
 
 from numfmt import formats as _formats
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
+from numfmt.testing import log_cases
 from numfmt.testing.reference import grid_value
 
 __all__ = [
@@ -245,6 +246,8 @@ def _grid(fmt):
     if isinstance(fmt, CodebookFormat):
         points = [Fraction(v) for v in fmt.table]
         return points, list(itertools.pairwise(points)), None
+    if fmt.kind == "log":  # magnitudes, as for float formats (numfmt.testing.log_cases)
+        return log_cases.log_grid(fmt)
     raise TypeError(f"fmt must be a FloatFormat, IntFormat or CodebookFormat, got {fmt!r}")
 
 
@@ -291,6 +294,14 @@ def cases_for(fmt, source=np.float32) -> list[Case]:
         near(Fraction(fmt.max), "max", either_side=False)
         near(Fraction(fmt.max) + Fraction(1, 2), "overflow_threshold")
         near(Fraction(fmt.min) - Fraction(1, 2), "overflow_threshold")
+    elif fmt.kind == "log":  # the linear ties come from the pairs below; these are the log domain's
+        near(points[1], "min_subnormal", either_side=False)
+        near(points[1] / 2, "half_min_subnormal")
+        found.extend(c for c in _positive_cases(points[-1], dtype, "max", True) if c[1] != "max-ulp")
+        near((points[-1] + past_max) / 2, "overflow_threshold")
+        near(past_max, "past_max", either_side=False)
+        for t in log_cases.log_decision_points(fmt):
+            near(t, "tie")
     for a, b in pairs:
         near((a + b) / 2, "tie")
     for g in points:
@@ -349,6 +360,8 @@ class _SignedValues:
 
 def signed_values(fmt):
     """The signed values of ``fmt`` (lazily, by index) and the first point past max (or None)."""
+    if fmt.kind == "log":
+        return log_cases.log_signed_values(fmt)
     if isinstance(fmt, FloatFormat):
         past = grid_value(fmt.max_code + 1, fmt)
     elif isinstance(fmt, IntFormat):
@@ -365,6 +378,8 @@ def range_bits(fmt, dtype, past_max) -> tuple[int, int]:
         low = grid_value(fmt.min_positive_code, fmt) / 4
     elif isinstance(fmt, IntFormat):
         low = Fraction(1, 4)
+    elif fmt.kind == "log":
+        low = Fraction(fmt.min_normal) / 4
     else:
         nonzero = [abs(Fraction(v)) for v in fmt.table if v != 0]
         low = min(nonzero) / 4
@@ -400,6 +415,8 @@ def family_of(value, fmt) -> str:
     if v == 0:
         return "zero"
     x = Fraction(v)
+    if fmt.kind == "log":
+        return log_cases.log_family_of(x, fmt)
     if isinstance(fmt, FloatFormat):
         a = abs(x)
         top = grid_value(fmt.max_code, fmt)

@@ -343,6 +343,11 @@ def reference_round(
       The code as a non-negative int: sign bit at ``fmt.bits - 1`` for signed float
       formats, two's complement in the low ``bits`` bits for integer formats.
     """
+    if getattr(fmt, "kind", None) == "log":  # the logarithmic formats: numfmt.testing.log_reference
+        from numfmt.testing.log_reference import log_reference_round
+
+        return log_reference_round(value, fmt, rounding, saturate=saturate, u=u, rbits=rbits, variant=variant,
+                                   word_bits=word_bits)
     fmt = _check_fmt(fmt)
     mode = _check_mode(rounding)
     sr = _check_sr(mode, u, rbits, variant, word_bits)
@@ -378,6 +383,10 @@ def reference_decode(code: int, fmt):
     has ``-0``, so never in the ``fnuz`` style). Integer codes are read as
     two's complement (for narrow formats the dropped code still reads as ``min - 1``).
     """
+    if getattr(fmt, "kind", None) == "log":  # the logarithmic formats: numfmt.testing.log_reference
+        from numfmt.testing.log_reference import log_reference_decode
+
+        return log_reference_decode(code, fmt)
     fmt = _check_fmt(fmt)
     code = int(code)
     if not 0 <= code < (1 << fmt.bits):

@@ -202,8 +202,9 @@ def _check_args(candidate, fmt, rounding, source, exhaustive, max_examples, batc
     if not callable(candidate):
         raise TypeError(f"candidate must be a function from an array of floats to codes, got {candidate!r}")
     fmt = _formats.get(fmt)
-    if rounding not in _MODES:
-        raise ValueError(f"rounding must be one of {_MODES}, got {rounding!r}")
+    modes = _MODES + (("nearest_log",) if fmt.kind == "log" else ())  # the log domain's nearest
+    if rounding not in modes:
+        raise ValueError(f"rounding must be one of {modes}, got {rounding!r}")
     if isinstance(fmt, CodebookFormat) and rounding not in ("nearest_even", "nearest_away"):
         raise ValueError(f"codebook format {fmt.name} rounds to nearest only, got rounding={rounding!r}")
     dtype = _strategies.source_dtype(source)
