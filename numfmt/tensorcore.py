@@ -92,7 +92,9 @@ class TensorCoreModel:
         ``operand_rounding`` is set.
       block_size: products per block FMA (one normalization per block).
       alignment_bits: fraction bits kept below the block's largest exponent when the
-        terms are aligned.
+        terms are aligned; None: nothing is dropped, each product is added by an exact
+        fused multiply-add rounded to nearest even (float32 CUDA cores: needs
+        ``block_size=1``, an FP32 accumulator with ``"nearest_even"``).
       alignment_rounding: how the bits beyond the window are dropped:
         ``"toward_zero"`` (truncation of the magnitude) or ``"nearest_even"``.
       accumulator_in_alignment: whether the running sum is aligned with the products
@@ -109,6 +111,9 @@ class TensorCoreModel:
         elements ``[i*L, (i+1)*L)`` with ``L = ceil(K / split_k)`` rounded up to a
         multiple of ``split_k_granule``; parts are added in float32, in order.
       split_k_granule: see ``split_k`` (cuBLASLt: 128, one K-tile).
+      split_k_interleave: False: the parts are contiguous (split-K across thread blocks,
+        above). True: "sliced K" within a thread block, k-tile ``t`` of
+        ``split_k_granule`` elements goes to part ``t mod split_k``.
       split_k_partials: how the parts are added: into this many float32 running sums
         (part ``i`` into sum ``i mod split_k_partials``, in order), which are then added
         pairwise. 1: one running sum, in order (cuBLASLt); 4: XLA's reduction of its
@@ -122,7 +127,7 @@ class TensorCoreModel:
     lhs_fmt: object = _formats.E4M3
     rhs_fmt: object = _formats.E4M3
     block_size: int = 32
-    alignment_bits: int = 13
+    alignment_bits: int | None = 13
     alignment_rounding: str = "toward_zero"
     accumulator_in_alignment: bool = True
     accumulator_fmt: object = E8M13
@@ -131,21 +136,24 @@ class TensorCoreModel:
     split_k: int = 1
     split_k_granule: int = 128
     split_k_partials: int = 1
+    split_k_interleave: bool = False
     operand_rounding: str | None = None
     name: str = dataclasses.field(default="custom", compare=False)
 
     def __post_init__(self):
+        exact = self.alignment_bits is None
         for arg in ("lhs_fmt", "rhs_fmt"):
             fmt = _formats.get(getattr(self, arg))
-            if not (isinstance(fmt, FloatFormat) and fmt.signed and fmt.has_zero and fmt.man_bits <= 11
-                    and fmt.emin >= -126 and fmt.emax <= 127):
+            if not (isinstance(fmt, FloatFormat) and fmt.signed and fmt.has_zero
+                    and fmt.man_bits <= (23 if exact else 11) and fmt.emin >= -126 and fmt.emax <= 127):
                 raise ValueError(
-                    f"{arg} must be a signed float format with at most 11 mantissa bits within float32's "
-                    f"exponent range (FP8, FP16, BF16, TF32 ...), got {fmt.name}")
+                    f"{arg} must be a signed float format within float32's exponent range with at most "
+                    f"{23 if exact else 11} mantissa bits (FP8, FP16, BF16, TF32 ...), got {fmt.name}")
             object.__setattr__(self, arg, fmt)
-        # block_size <= 64 keeps every block sum exact in two float32 halves (_sum_exact).
+        # block_size <= 64 keeps the block sums exact in int32 halves (tensorcore_kernel._finish).
         check_int(self.block_size, "block_size", 1, 64)
-        check_int(self.alignment_bits, "alignment_bits", 1, 27)
+        if not exact:
+            check_int(self.alignment_bits, "alignment_bits", 1, 27)
         if self.alignment_rounding not in ALIGNMENT_ROUNDINGS:
             raise ValueError(f"alignment_rounding must be one of {ALIGNMENT_ROUNDINGS}, got {self.alignment_rounding!r}")
         check_bool(self.accumulator_in_alignment, "accumulator_in_alignment")
@@ -155,6 +163,9 @@ class TensorCoreModel:
             raise ValueError(f"accumulator_fmt must be an IEEE-style float with float32's exponent (E8Mx), "
                              f"got {acc.name}")
         object.__setattr__(self, "accumulator_fmt", acc)
+        if exact and not (self.block_size == 1 and acc.man_bits == 23 and self.accumulator_rounding == "nearest_even"):
+            raise ValueError("alignment_bits=None (exact FMAs) needs block_size=1 and an FP32 accumulator "
+                             "with accumulator_rounding='nearest_even'")
         if self.accumulator_rounding not in ACCUMULATOR_ROUNDINGS:
             raise ValueError(
                 f"accumulator_rounding must be one of {ACCUMULATOR_ROUNDINGS}, got {self.accumulator_rounding!r}")
@@ -170,6 +181,7 @@ class TensorCoreModel:
         check_int(self.split_k, "split_k", 1, 1024)
         check_int(self.split_k_granule, "split_k_granule", 1)
         check_int(self.split_k_partials, "split_k_partials", 1, 1024)
+        check_bool(self.split_k_interleave, "split_k_interleave")
         if self.operand_rounding is not None and check_rounding(self.operand_rounding) == "stochastic":
             raise ValueError("operand_rounding cannot be 'stochastic' (the hardware converts deterministically)")
 
@@ -178,11 +190,11 @@ class TensorCoreModel:
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _dot(a, b, model: TensorCoreModel):
+def _dot(a, b, interval, model: TensorCoreModel):
     if model.operand_rounding is not None:
         a = _codec.quantize(a, model.lhs_fmt, model.operand_rounding)
         b = _codec.quantize(b, model.rhs_fmt, model.operand_rounding)
-    return _kernel.contract(model, a, b, model.lhs_fmt, model.rhs_fmt)
+    return _kernel.contract(model, a, b, model.lhs_fmt, model.rhs_fmt, interval=interval)
 
 
 def _check_operands(a, b):
@@ -222,7 +234,9 @@ def tensorcore_dot(a, b, model: TensorCoreModel):
     if not isinstance(model, TensorCoreModel):
         raise TypeError(f"model must be a TensorCoreModel, got {type(model).__name__}")
     a, b = _check_operands(a, b)
-    return _dot(a, b, model)
+    # The promotion interval is passed as data: models that differ only in it share a compilation.
+    interval = _kernel.NEVER if model.promotion_interval is None else model.promotion_interval
+    return _dot(a, b, jnp.int32(interval), dataclasses.replace(model, promotion_interval=None))
 
 
 def _scale_vector(s, arg, axis_len, where):
@@ -293,6 +307,10 @@ H100_BF16 = TensorCoreModel(
 H100_FP16 = dataclasses.replace(H100_BF16, lhs_fmt=_formats.FP16, rhs_fmt=_formats.FP16, name="h100_fp16")
 H100_TF32 = TensorCoreModel(
     _formats.TF32, _formats.TF32, block_size=8, alignment_bits=25, accumulator_fmt=_formats.FP32,
-    operand_rounding="nearest_away", name="h100_tf32")
+    operand_rounding="nearest_even", name="h100_tf32")
 
-MODELS = {m.name: m for m in (H100_FP8_FAST_ACCUM, H100_FP8, H100_BF16, H100_FP16, H100_TF32)}
+H100_FP32 = TensorCoreModel(
+    _formats.FP32, _formats.FP32, block_size=1, alignment_bits=None, accumulator_fmt=_formats.FP32,
+    accumulator_rounding="nearest_even", name="h100_fp32")
+
+MODELS = {m.name: m for m in (H100_FP8_FAST_ACCUM, H100_FP8, H100_BF16, H100_FP16, H100_TF32, H100_FP32)}

@@ -20,6 +20,8 @@ Both give identical bits; tests/test_tensorcore.py checks one against the other.
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
 from jax import lax
 
@@ -168,18 +170,43 @@ def power_bits(model) -> int:
     return model.block_size.bit_length()
 
 
-def _block_fast(model, c, a, b):
-    """One block FMA on the fast path; ``a = (a_s, a_p, ca)`` (…, M, n), ``b`` (…, n, N)."""
-    (a_s, a_p, ca), (b_s, b_p, cb) = a, b
+def levels(model) -> int | None:
+    """How many power matrix products find E exactly for any operands of the model's formats.
+
+    Level ``j`` reads exponents ``x`` in ``[-(j+1)*D, -j*D]`` (``D = 126 // P`` binades
+    below the row's and column's largest): the powers are shifted up by ``j*D``, half
+    on each operand, so that none overflows. Up to three levels cover FP8 and FP16;
+    formats with float32's exponent range (BF16, TF32) return None: the fast path then
+    runs when one level covers the data (``fast_path_ok``), else the general path.
+    """
+    span = sum(f.emax - f.emin for f in (model.lhs_fmt, model.rhs_fmt))
+    d = 126 // power_bits(model)
+    need = -(-(span + 1) // d)
+    return need if need <= 3 else None
+
+
+def _block_fast(model, c, a, b, nlevels: int):
+    """One block FMA on the fast path; ``a = (a_s, a_rel, ca)`` (…, M, n), ``b`` (…, n, N)."""
+    (a_s, a_rel, ca), (b_s, b_rel, cb) = a, b
     c_sig, c_exp = _acc_parts(c)
-    q = jnp.einsum("...mi,...in->...mn", a_p, b_p, precision=_HI)
-    field = lax.bitcast_convert_type(q, _I32) >> 23
+    p = power_bits(model)
+    d = 126 // p
     base = ca[..., :, None] + cb[..., None, :]
-    e_prod = jnp.where(field > 0, base + jnp.floor_divide(field - 127, power_bits(model)), _ZERO_EXP)
+    e_prod = jnp.full(base.shape, _ZERO_EXP, _I32)
+    for j in reversed(range(nlevels)):  # the highest level that holds a normal sum wins
+        sa, sb = (j + 1) // 2 * d, j // 2 * d
+
+        def powers(rel, shift):
+            q = p * rel + p * shift
+            return jnp.where(q >= -126, pow2(jnp.clip(q, -126, 127)), _F32(0))
+
+        q = jnp.einsum("...mi,...in->...mn", powers(a_rel, sa), powers(b_rel, sb), precision=_HI)
+        field = lax.bitcast_convert_type(q, _I32) >> 23  # (q >= 0: no sign bit)
+        found = (field > 0) & (field < 255)
+        e_prod = jnp.where(found, base + jnp.floor_divide(field - 127, p) - j * d, e_prod)
     big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
     big_e = jnp.maximum(big_e, -(1 << 12))  # an all-zero block: any E will do
-    rel = big_e - base
-    scale = pow2(jnp.clip(model.alignment_bits - rel, -126, 127))
+    scale = pow2(jnp.clip(model.alignment_bits - (big_e - base), -126, 127))
     x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * scale[..., None, :]
     return _finish(model, c, x, c_sig, c_exp, big_e)
 
@@ -197,135 +224,173 @@ def _block_general(model, c, a, b):
     return _finish(model, c, x, c_sig, c_exp, big_e)
 
 
+def _split12(x):
+    """``x = hi + lo`` with ``hi`` the top 12 significand bits (a bit mask) and ``lo`` exact."""
+    hi = lax.bitcast_convert_type(lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0xFFFFF000), _F32)
+    return hi, x - hi
+
+
+def _block_fma(model, c, a, b):
+    """One exact fused multiply-add per output: ``RN(a * b + c)`` in float32 (``a`` (…, M, 1)).
+
+    The product is exact as ``p + err`` (Dekker's product on 12-bit halves), and
+    ``RN(c + p + err)`` is one rounding by Boldo & Melquiond's emulated FMA ("Emulation
+    of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE
+    TC 2008): ``th + tl = c + p`` exactly, ``v = RO(tl + err)``, result ``RN(th + v)``.
+    """
+    x, y = a[0][..., :, 0][..., :, None], b[0][..., 0, :][..., None, :]
+    p = x * y
+    xh, xl = _split12(x)
+    yh, yl = _split12(y)
+    err = (((xh * yh - p) + xh * yl) + xl * yh) + xl * yl
+    th, tl = _two_sum(c, p)
+    v, ve = _two_sum(tl, err)
+    u = lax.bitcast_convert_type(v, jnp.uint32)
+    toward = jnp.where((ve > 0) == (v > 0), u + 1, u - 1)
+    v = lax.bitcast_convert_type(jnp.where((ve != 0) & ((u & 1) == 0), toward, u), _F32)
+    return _plus_zero(th + v)
+
+
 # ---- the scan over K --------------------------------------------------------------------------
 
 
-def _fast_operand(sig, exp, n: int, p: int):
-    """(…, R, K) significands and exponents -> the fast path's (scaled sig, powers, row max)."""
+def _fast_operand(sig, exp, n: int):
+    """(…, R, K) significands and exponents -> the fast path's scaled significands, exponents
+    relative to each block's largest (int32), and that largest (…, R, K // n)."""
     shape = sig.shape
     blocks = exp.reshape(*shape[:-1], shape[-1] // n, n)
     top = jnp.max(blocks, axis=-1)
     top = jnp.where(top == _ZERO_EXP, 0, top)
-    rel = blocks - top[..., None]
+    rel = jnp.maximum(blocks - top[..., None], -(1 << 12))
     scaled = sig.reshape(blocks.shape) * pow2(jnp.maximum(rel, -126))
-    powers = jnp.where(p * rel >= -126, pow2(jnp.maximum(p * rel, -126)), _F32(0))
-    return scaled.reshape(shape), powers.reshape(shape), top
+    return scaled.reshape(shape), rel.reshape(shape), top
 
 
-def _blocks(x, n: int, u: int, steps: int, rows_last: bool):
-    """(…, R, steps*u*n) -> (steps, u, …, R, n), or (steps, u, …, n, R) when ``rows_last``."""
-    x = x.reshape(*x.shape[:-1], steps, u, n)
-    x = jnp.moveaxis(jnp.moveaxis(x, -2, 0), -2, 0)
+def _blocks(x, n: int, rows_last: bool):
+    """(…, R, steps*n) -> (steps, …, R, n), or (steps, …, n, R) when ``rows_last``."""
+    x = jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // n, n), -2, 0)
     return jnp.swapaxes(x, -1, -2) if rows_last else x
 
 
-def _step_blocks(model) -> int:
-    """Blocks per scan step: wide steps (about 128 elements) dividing the promotion interval."""
+NEVER = 1 << 30  # a promotion interval that never comes
+
+
+def _scan(model, block, xs, valid, shape, interval):
+    """The running sum over the blocks of ``xs`` (one block per step), promoted every ``interval``.
+
+    One block per step: XLA compiles that several times faster than unrolled steps, and
+    a step is already M * N * n products. ``interval`` (elements, int32, traced, so that
+    models differing only in it share a compilation) is a multiple of the block size.
+    """
     n = model.block_size
-    want = max(1, 128 // n)
-    if model.promotion_interval is None:
-        return want
-    per = model.promotion_interval // n
-    return max(d for d in range(1, per + 1) if per % d == 0 and d <= want)
-
-
-def _scan(model, block, xs, valid, shape):
-    """The running sum (with promotion) over the steps of ``xs``."""
-    u = valid.shape[1]
-    per = None if model.promotion_interval is None else model.promotion_interval // model.block_size
 
     def step(carry, x):
         c, total, since = carry
         (a, b), ok = x
-        for j in range(u):
-            new = block(model, c, tuple(v[j] for v in a), tuple(v[j] for v in b))
-            c = jnp.where(ok[j], new, c)
-        if per is not None:
-            since = since + u
-            promote = since >= per
-            total = jnp.where(promote, total + c, total)
-            c = jnp.where(promote, jnp.zeros_like(c), c)
-            since = jnp.where(promote, 0, since)
-        return (c, total, since), None
+        c = jnp.where(ok, block(model, c, a, b), c)
+        since = since + n
+        promote = since >= interval
+        total = jnp.where(promote, total + c, total)
+        c = jnp.where(promote, jnp.zeros_like(c), c)
+        return (c, total, jnp.where(promote, 0, since)), None
 
     zeros = jnp.zeros(shape, _F32)
     (c, total, _), _ = lax.scan(step, (zeros, zeros, jnp.int32(0)), (xs, valid))
-    return c if per is None else total + c
+    return total + c  # (total is +0 when nothing was promoted: c exactly)
 
 
-def chain(model, a, b, path: str = "auto"):
+def chain(model, a, b, interval, path: str = "auto"):
     """The running sum of one part: ``a`` (sig, exp) (…, M, K), ``b`` (…, N, K) -> (…, M, N).
 
     ``path``: ``"auto"`` (the fast path where the data allow it), ``"fast"`` or
     ``"general"`` (for tests: the two must agree wherever the fast path is valid).
     """
     n = model.block_size
-    u = _step_blocks(model)
     k = a[0].shape[-1]
-    steps = max(1, -(-k // (n * u)))
-    pad = [(0, 0)] * (a[0].ndim - 1) + [(0, steps * u * n - k)]
+    steps = max(1, _ceil_div(k, n))
+    pad = [(0, 0)] * (a[0].ndim - 1) + [(0, steps * n - k)]
     a = tuple(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP) for i, v in enumerate(a))
     b = tuple(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP) for i, v in enumerate(b))
-    valid = (jnp.arange(steps * u) < -(-k // n)).reshape(steps, u)
+    valid = jnp.arange(steps) < _ceil_div(k, n)
     shape = a[0].shape[:-1] + (b[0].shape[-2],)
-    p = power_bits(model)
+    nlevels = levels(model)
 
     def fast(a, b):
-        fa, fb = _fast_operand(*a, n, p), _fast_operand(*b, n, p)
-        xs_a = (_blocks(fa[0], n, u, steps, False), _blocks(fa[1], n, u, steps, False),
-                _blocks(fa[2], 1, u, steps, False)[..., 0])
-        xs_b = (_blocks(fb[0], n, u, steps, True), _blocks(fb[1], n, u, steps, True),
-                _blocks(fb[2], 1, u, steps, False)[..., 0])
-        return _scan(model, _block_fast, (xs_a, xs_b), valid, shape)
+        fa, fb = _fast_operand(*a, n), _fast_operand(*b, n)
+        xs_a = (_blocks(fa[0], n, False), _blocks(fa[1], n, False), _blocks(fa[2], 1, False)[..., 0])
+        xs_b = (_blocks(fb[0], n, True), _blocks(fb[1], n, True), _blocks(fb[2], 1, False)[..., 0])
+        block = functools.partial(_block_fast, nlevels=nlevels or 1)
+        return _scan(model, block, (xs_a, xs_b), valid, shape, interval)
 
     def general(a, b):
-        xs_a = tuple(_blocks(v, n, u, steps, False) for v in a)
-        xs_b = tuple(_blocks(v, n, u, steps, True) for v in b)
-        return _scan(model, _block_general, (xs_a, xs_b), valid, shape)
+        xs_a = tuple(_blocks(v, n, False) for v in a)
+        xs_b = tuple(_blocks(v, n, True) for v in b)
+        return _scan(model, _block_general, (xs_a, xs_b), valid, shape, interval)
 
-    if path == "fast":
-        return fast(a, b)
+    if model.alignment_bits is None:
+        xs = (tuple(_blocks(v, n, False) for v in a), tuple(_blocks(v, n, True) for v in b))
+        return _scan(model, _block_fma, xs, valid, shape, interval)
     if path == "general":
         return general(a, b)
+    if path == "fast" or nlevels is not None:
+        return fast(a, b)
     return lax.cond(fast_path_ok(model, a, b), fast, general, a, b)
 
 
 def fast_path_ok(model, a, b):
-    """Whether, for every block and output, the largest product's power stays normal."""
+    """Whether one power level finds E for every block and output (wide formats only)."""
     n, p = model.block_size, power_bits(model)
-    _, pa, _ = _fast_operand(*a, n, p)
-    _, pb, _ = _fast_operand(*b, n, p)
-    split = lambda x: jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // n, n), -2, -3)
-    qa, qb = split(pa), split(pb)  # (…, blocks, R, n)
-    za, zb = split((a[0] != 0).astype(_F32)), split((b[0] != 0).astype(_F32))
+    _, ra, _ = _fast_operand(*a, n)
+    _, rb, _ = _fast_operand(*b, n)
+
+    def split(x):  # (…, R, K) -> (blocks, …, R, n)
+        return jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // n, n), -2, 0)
+
+    def power(rel):
+        return jnp.where(p * rel >= -126, pow2(jnp.maximum(p * rel, -126)), _F32(0))
 
     def one(_, blk):
-        qa_, qb_, za_, zb_ = blk
-        q = jnp.einsum("...mi,...ni->...mn", qa_, qb_, precision=_HI)
-        z = jnp.einsum("...mi,...ni->...mn", za_, zb_, precision=_HI)
+        pa, pb, za, zb = blk
+        q = jnp.einsum("...mi,...ni->...mn", pa, pb, precision=_HI)
+        z = jnp.einsum("...mi,...ni->...mn", za, zb, precision=_HI)
         return None, jnp.any((q < _F32(2.0**-126)) & (z > 0))
 
-    xs = tuple(jnp.moveaxis(x, -3, 0) for x in (qa, qb, za, zb))
+    xs = (split(power(ra)), split(power(rb)), split((a[0] != 0).astype(_F32)), split((b[0] != 0).astype(_F32)))
     _, bad = lax.scan(one, None, xs)
     return ~jnp.any(bad)
 
 
-def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "auto"):
-    """The model's result for float32 values ``a`` (…, M, K), ``b`` (…, N, K): (…, M, N)."""
+def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "auto", interval=None):
+    """The model's result for float32 values ``a`` (…, M, K), ``b`` (…, N, K): (…, M, N).
+
+    ``interval``: the promotion interval in elements (may be traced); None reads
+    ``model.promotion_interval``.
+    """
+    if interval is None:
+        interval = NEVER if model.promotion_interval is None else model.promotion_interval
     sa, ea, bad_a = decompose(a, a_fmt)
     sb, eb, bad_b = decompose(b, b_fmt)
+    if model.alignment_bits is None:  # exact FMAs read the values themselves
+        sa, sb = jnp.where(bad_a, _F32(0), a), jnp.where(bad_b, _F32(0), b)
     k = a.shape[-1]
     if model.split_k == 1:
-        out = chain(model, (sa, ea), (sb, eb), path)
+        out = chain(model, (sa, ea), (sb, eb), interval, path)
     else:
         s, g = model.split_k, model.split_k_granule
-        length = _ceil_div(_ceil_div(k, s), g) * g
+        if model.split_k_interleave:  # k-tile t (of g elements) goes to part t mod s
+            length = _ceil_div(k, s * g) * g
+        else:  # part i holds elements [i*length, (i+1)*length)
+            length = _ceil_div(_ceil_div(k, s), g) * g
 
         def parts(x, fill):  # (…, R, K) -> (S, …, R, L)
             x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, s * length - k)], constant_values=fill)
+            if model.split_k_interleave:
+                x = x.reshape(*x.shape[:-1], length // g, s, g)
+                return jnp.moveaxis(x, -2, 0).reshape(s, *x.shape[:-3], length)
             return jnp.moveaxis(x.reshape(*x.shape[:-1], s, length), -2, 0)
 
-        sums = chain(model, (parts(sa, 0), parts(ea, _ZERO_EXP)), (parts(sb, 0), parts(eb, _ZERO_EXP)), path)
+        sums = chain(model, (parts(sa, 0), parts(ea, _ZERO_EXP)), (parts(sb, 0), parts(eb, _ZERO_EXP)), interval,
+                     path)
         out = combine_parts([sums[i] for i in range(s)], model.split_k_partials)
     # Inf or NaN operands: the IEEE float32 sum of the products (not recorded on hardware).
     special = jnp.any(bad_a, axis=-1)[..., :, None] | jnp.any(bad_b, axis=-1)[..., None, :]
