@@ -179,10 +179,23 @@ def levels(model) -> int | None:
     formats with float32's exponent range (BF16, TF32) return None: the fast path then
     runs when one level covers the data (``fast_path_ok``), else the general path.
     """
+    if absolute(model):
+        return 1
     span = sum(f.emax - f.emin for f in (model.lhs_fmt, model.rhs_fmt))
     d = 126 // power_bits(model)
     need = -(-(span + 1) // d)
     return need if need <= 3 else None
+
+
+def absolute(model) -> bool:
+    """Whether powers of the exponents themselves (no per-block offset) stay normal.
+
+    True for E4M3 x E4M3 (exponents -6 .. 8): then one power product finds E, and the
+    operands go unscaled (their products are exact float32).
+    """
+    p = power_bits(model)
+    a, b = model.lhs_fmt, model.rhs_fmt
+    return p * (a.emin + b.emin) >= -126 and p * (a.emax + b.emax) <= 126
 
 
 def _block_fast(model, c, a, b, nlevels: int):
@@ -254,13 +267,19 @@ def _block_fma(model, c, a, b):
 # ---- the scan over K --------------------------------------------------------------------------
 
 
-def _fast_operand(sig, exp, n: int):
+def _fast_operand(sig, exp, n: int, offset: bool = True):
     """(…, R, K) significands and exponents -> the fast path's scaled significands, exponents
-    relative to each block's largest (int32), and that largest (…, R, K // n)."""
+    relative to each block's largest (int32), and that largest (…, R, K // n).
+
+    Without ``offset`` the "largest" is 0: values and exponents as they are.
+    """
     shape = sig.shape
     blocks = exp.reshape(*shape[:-1], shape[-1] // n, n)
-    top = jnp.max(blocks, axis=-1)
-    top = jnp.where(top == _ZERO_EXP, 0, top)
+    if offset:
+        top = jnp.max(blocks, axis=-1)
+        top = jnp.where(top == _ZERO_EXP, 0, top)
+    else:
+        top = jnp.zeros(blocks.shape[:-1], _I32)
     rel = jnp.maximum(blocks - top[..., None], -(1 << 12))
     scaled = sig.reshape(blocks.shape) * pow2(jnp.maximum(rel, -126))
     return scaled.reshape(shape), rel.reshape(shape), top
@@ -316,7 +335,8 @@ def chain(model, a, b, interval, path: str = "auto"):
     nlevels = levels(model)
 
     def fast(a, b):
-        fa, fb = _fast_operand(*a, n), _fast_operand(*b, n)
+        offset = not absolute(model)
+        fa, fb = _fast_operand(*a, n, offset), _fast_operand(*b, n, offset)
         xs_a = (_blocks(fa[0], n, False), _blocks(fa[1], n, False), _blocks(fa[2], 1, False)[..., 0])
         xs_b = (_blocks(fb[0], n, True), _blocks(fb[1], n, True), _blocks(fb[2], 1, False)[..., 0])
         block = functools.partial(_block_fast, nlevels=nlevels or 1)

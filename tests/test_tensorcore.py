@@ -279,17 +279,21 @@ def test_fast_and_general_paths_agree(spread):
 
 
 def test_fp8_levels_cover_the_formats():
-    assert tk.levels(tc.H100_FP8_FAST_ACCUM) == 2
+    assert tk.levels(tc.H100_FP8_FAST_ACCUM) == 1 and tk.absolute(tc.H100_FP8_FAST_ACCUM)
     assert tk.levels(R(tc.H100_FP8, lhs_fmt=nf.E5M2, rhs_fmt=nf.E5M2)) == 3
     assert tk.levels(tc.H100_FP16) == 3
     assert tk.levels(tc.H100_BF16) is None
 
 
-def test_extreme_fp8_exponents_take_the_right_level():
-    # The largest product far below the rows' and columns' largest exponents (second level).
-    a = np.array([[448.0, 0.0, 2.0**-9]], np.float32)
-    b = np.array([[0.0, 448.0, 2.0**-9]], np.float32)
-    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, tc.H100_FP8_FAST_ACCUM)), [[2.0**-18]])
+@pytest.mark.parametrize(("fmt", "big", "tiny"), [(nf.E4M3, 448.0, 2.0**-9), (nf.E5M2, 57344.0, 2.0**-16)])
+def test_extreme_fp8_exponents_take_the_right_level(fmt, big, tiny):
+    # The only product lies far below its row's and column's largest exponents (a deeper
+    # power level), next to one just inside the window below it.
+    a = np.array([[big, 0.0, tiny, tiny]], np.float32)
+    b = np.array([[0.0, big, tiny, 3 * tiny]], np.float32)
+    model = R(tc.H100_FP8_FAST_ACCUM, lhs_fmt=fmt, rhs_fmt=fmt)
+    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, model)), reference_dot(a, b, model))
+    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, model)), [[4 * tiny * tiny]])
 
 
 def test_inf_and_nan_operands_propagate():
