@@ -45,6 +45,7 @@ from numfmt.scaled import *
 # Each family whole, in the order of the layers (docs/api.md).
 __all__ = ["analysis"]
 __all__ += formats.__all__
+__all__ += logformat.__all__
 __all__ += rounding.__all__
 __all__ += codec.__all__
 __all__ += packing.__all__
@@ -52,13 +53,12 @@ __all__ += calibration.__all__
 __all__ += scaled.__all__
 __all__ += mx.__all__
 __all__ += codebook.__all__
+__all__ += lowbit.__all__
 __all__ += autodiff.__all__
 __all__ += accumulator.__all__
 __all__ += matmul.__all__
 __all__ += matmul_profiles.__all__
 __all__ += intgemm.__all__
-__all__ += logformat.__all__
-__all__ += lowbit.__all__
 __all__ += lowbit_matmul.__all__
 
 __version__ = "0.1.0"

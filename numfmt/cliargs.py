@@ -8,7 +8,7 @@ line that registers them.
 from __future__ import annotations
 
 from numfmt import formats as _formats
-from numfmt.rounding import ROUNDING_MODES, check_rounding
+from numfmt.rounding import check_rounding, modes_of
 
 __all__ = ["CLIError", "get_format", "get_rounding"]
 
@@ -36,5 +36,5 @@ def get_rounding(name: str, fmt=None) -> str:
     try:
         return check_rounding(name, fmt)
     except (ValueError, TypeError):
-        modes = getattr(fmt, "rounding_modes", ROUNDING_MODES)  # log formats have modes of their own
-        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(modes)}") from None
+        # log formats have modes of their own
+        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(modes_of(fmt))}") from None

@@ -11,6 +11,7 @@ from jax import lax
 
 from numfmt.bitlayout import F32, F64
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat, fits
+from numfmt.logcodec import decode_log
 
 
 def compose(S_int, k, lay):
@@ -87,8 +88,6 @@ def check_codes(codes):
 def decode_any(codes, fmt, dtype):
     dtype = np.dtype(dtype)
     if fmt.kind == "log":  # the logarithmic formats: a table of correctly rounded powers
-        from numfmt.logcodec import decode_log
-
         return decode_log(codes, fmt, dtype)
     if isinstance(fmt, IntFormat):
         c = codes.astype(jnp.uint32) & jnp.uint32((1 << fmt.bits) - 1)

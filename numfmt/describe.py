@@ -10,7 +10,6 @@ import math
 from decimal import Decimal
 
 from numfmt import formats as _formats
-from numfmt.logformat import log_card
 
 #: The columns of ``numfmt list``, and those right-aligned.
 LIST_HEADERS = ["name", "kind", "bits", "layout", "bias", "max", "min normal", "min subnormal", "eps", "inf", "nan"]
@@ -117,7 +116,7 @@ def card(fmt, style: str = "repr") -> list[tuple[str, str]]:
     names = aliases(fmt)
     fields = [("name", fmt.name)] + ([("aliases", ", ".join(names))] if names else [])
     fields += [("kind", fmt.kind), ("bits", str(fmt.bits))]
-    builder = {"float": _float_card, "int": _int_card, "log": log_card}.get(fmt.kind, _codebook_card)
+    builder = {"float": _float_card, "int": _int_card, "log": _log_card}.get(fmt.kind, _codebook_card)
     fields += builder(fmt, style)
     dtype = fmt.dtype
     fields.append(("ml_dtypes", dtype.name if dtype is not None else "none"))
@@ -216,4 +215,26 @@ def _codebook_card(fmt, style: str) -> list[tuple[str, str]]:
         ("max", format_value(fmt.max, style)),
         ("values", ", ".join(format_value(v, style) for v in values)),
         ("dynamic range", f"{math.log2(fmt.max / min(nonzero)):.2f} binades  (log2(max / smallest non-zero))"),
+    ]
+
+
+def _log_card(fmt, style: str) -> list[tuple[str, str]]:
+    """The fields of ``numfmt info`` for a log format (after name, aliases, kind and bits)."""
+    sign = f"sign {int(fmt.signed)} + " if fmt.signed else "no sign, "
+    top = (1 << fmt.exp_bits) - 1
+    base = "2" if fmt.root == 1 else "sqrt(2)"
+    power = "2**e" if fmt.root == 1 else "2**(e/2)"
+    return [
+        ("layout", f"{fmt.describe_layout()}: {sign}exponent field {fmt.exp_bits} = {fmt.bits} bits"),
+        ("values", f"0 and {'±' if fmt.signed else ''}{base}**e for e = {fmt.emin} .. {fmt.emax}"),
+        ("codes", f"field 0 is zero; field F = 1..{top} is {power} with e = F - {fmt.bias}"),
+        ("max", f"{format_value(fmt.max, style)}  ({base}**{fmt.emax})"),
+        ("min", f"{format_value(fmt.min_normal, style)}  ({base}**{fmt.emin}, the smallest positive value)"),
+        ("inf", "none"),
+        ("NaN", "none (encode gives +0 for NaN)"),
+        ("zero", hex_code(0, fmt.bits)),
+        ("-0", hex_code(fmt.sign_mask, fmt.bits) if fmt.signed else "none"),
+        ("rounding", "linear-domain modes (default nearest_even) and nearest_log"
+                     + ("; stochastic" if fmt.stochastic_rounding else "")),
+        ("dynamic range", f"{(fmt.emax - fmt.emin) / fmt.root:.2f} binades  (log2(max / min))"),
     ]

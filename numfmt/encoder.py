@@ -34,6 +34,7 @@ from numfmt import rounding as _rounding
 from numfmt import special_values as sv
 from numfmt.bitlayout import as_float_input, split_bits
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat, fits
+from numfmt.logcodec import encode_log
 
 # ---- float targets ----------------------------------------------------------------------
 
@@ -248,9 +249,9 @@ def encode_codebook(x, fmt: CodebookFormat, rounding):
 def encode_any(x, fmt, rounding, saturate, sr):
     x, lay = as_float_input(x)
     if fmt.kind == "log":  # the logarithmic formats have their own engine
-        from numfmt.logcodec import encode_log
-
-        return encode_log(x, fmt, rounding, saturate, lay, sr)
+        if rounding == "stochastic":  # base 2: the float engine's on the equal float format
+            return encode_float(x, fmt.as_float_format(), rounding, saturate, lay, sr).astype(fmt.code_dtype)
+        return encode_log(x, fmt, rounding, lay)
     if isinstance(fmt, IntFormat):
         return encode_int(x, fmt, rounding, lay, sr)
     if isinstance(fmt, CodebookFormat):

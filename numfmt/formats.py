@@ -494,7 +494,10 @@ def _fits(fmt: Format, dtype: np.dtype) -> bool:
                 and fmt.emin - fmt.man_bits >= info.minexp - info.nmant)
     if isinstance(fmt, IntFormat):
         return max(fmt.max, -fmt.min) <= 2 ** (info.nmant + 1)  # every integer up to 2**(p+1) is exact
-    return all(float(dtype.type(v)) == v for v in fmt.table)
+    # Codebooks and the other families (numfmt.logformat.LogFormat): every value, as
+    # float64, is a value of dtype (a power of sqrt(2) is held by float64 alone, rounded).
+    with np.errstate(over="ignore"):  # a value past dtype's range casts to inf: not held
+        return all(float(dtype.type(v)) == v for v in fmt.values())
 
 
 def fits(fmt, dtype) -> bool:

@@ -18,8 +18,10 @@ can be ties. The chosen power is then settled as the float engine settles a code
 past ``max`` every mode gives ``±max`` (there is no inf), NaN gives +0, ``-0`` stays
 ``-0``, and an unsigned format gives 0 for every negative input.
 
-Stochastic rounding (base 2 only) is the float engine's on the equivalent float format
-(:meth:`LogFormat.as_float_format`), whose stochastic rule is docs/stochastic.md's.
+Stochastic rounding (base 2 only) is not here: :func:`numfmt.encoder.encode_any` gives it
+to the float engine on the equivalent float format (:meth:`LogFormat.as_float_format`),
+whose stochastic rule is docs/stochastic.md's, so the dispatch runs one way (encoder to
+this module).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import numpy as np
 from jax import lax
 
 from numfmt.bitlayout import split_bits
-from numfmt.encoder import encode_float
 from numfmt.logformat import LogFormat, floor_scaled_power, rounded_power
 
 __all__ = ["decode_log", "encode_log"]
@@ -102,14 +103,12 @@ def _plan(fmt: LogFormat, rounding: str, P: int):
     return half, mids, mid_exact, below
 
 
-def encode_log(x, fmt: LogFormat, rounding: str, saturate: bool, lay, sr):
-    """Codes of ``x`` (float32 or float64) in the log format ``fmt`` (module doc).
+def encode_log(x, fmt: LogFormat, rounding: str, lay):
+    """Codes of ``x`` (float32 or float64) in the log format ``fmt`` by a deterministic mode (module doc).
 
-    ``saturate`` changes nothing: past ``max`` every mode gives ``±max``, as in the float
+    There is no ``saturate``: past ``max`` every mode gives ``±max``, as in the float
     formats without inf and NaN.
     """
-    if rounding == "stochastic":  # the equivalent float format's engine
-        return encode_float(x, fmt.as_float_format(), rounding, saturate, lay, sr).astype(fmt.code_dtype)
     S = lay.sint
     P, r = lay.man, fmt.root
     sign, e, M, is_zero, is_nan, is_inf = _normalize(x, lay)

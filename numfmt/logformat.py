@@ -58,10 +58,9 @@ __all__ = [
     "LOG8_SQRT2",
     "LOG_MODES",
     "LogFormat",
-    "is_log",
-    "log_card",
-    "rounded_power",
 ]
+# rounded_power and floor_scaled_power, the exact values the codec (numfmt.logcodec)
+# builds on, are this module's but not the package's public surface.
 
 #: The bases: the name and ``r`` with ``base = 2**(1/r)``.
 BASES = {"2": 1, "sqrt2": 2}
@@ -69,11 +68,6 @@ _BASE_NAMES = {2: "2", "2": "2", "sqrt2": "sqrt2", "sqrt(2)": "sqrt2", "√2": "
 
 #: The rounding mode only log formats have: nearest in the log domain (Miyashita et al. 2016).
 LOG_MODES = ("nearest_log",)
-
-
-def is_log(fmt) -> bool:
-    """Whether ``fmt`` is a logarithmic format."""
-    return isinstance(fmt, LogFormat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,45 +223,19 @@ class LogFormat(_formats.Format):
         return _formats.FloatFormat(f"{self.name}_as_float", self.exp_bits, 0, bias=self.bias, signed=self.signed,
                                     subnormals=False, specials="none")
 
+    #: The rounding modes of this family beyond the linear-domain ones every format has
+    #: (``numfmt.rounding.modes_of`` reads them; the log formats add ``"nearest_log"``).
+    extra_rounding_modes = LOG_MODES
+
     @property
-    def rounding_modes(self) -> tuple[str, ...]:
-        """The rounding modes of this format (``numfmt.rounding.check_rounding`` reads them).
-
-        The linear-domain modes of every format, ``"nearest_log"``, and ``"stochastic"``
-        for base 2 (for base sqrt(2) its probability would be irrational).
-        """
-        # numfmt.rounding loads JAX; this module does not, so it is imported on use.
-        from numfmt.rounding import DETERMINISTIC_MODES
-
-        return DETERMINISTIC_MODES + LOG_MODES + (("stochastic",) if self.root == 1 else ())
+    def stochastic_rounding(self) -> bool:
+        """Whether ``"stochastic"`` is a mode of this format: base 2 only (for base sqrt(2)
+        its probability would be irrational)."""
+        return self.root == 1
 
     def describe_layout(self) -> str:
         """``s1l3 base 2``: sign bit, exponent bits, base."""
         return f"s{int(self.signed)}l{self.exp_bits} base {self.base}"
-
-
-def log_card(fmt: LogFormat, style: str = "repr") -> list[tuple[str, str]]:
-    """The fields of ``numfmt info`` for a log format (after name, aliases, kind and bits)."""
-    from numfmt.describe import format_value, hex_code  # describe imports this module
-
-    sign = f"sign {int(fmt.signed)} + " if fmt.signed else "no sign, "
-    top = (1 << fmt.exp_bits) - 1
-    base = "2" if fmt.root == 1 else "sqrt(2)"
-    power = "2**e" if fmt.root == 1 else "2**(e/2)"
-    return [
-        ("layout", f"{fmt.describe_layout()}: {sign}exponent field {fmt.exp_bits} = {fmt.bits} bits"),
-        ("values", f"0 and {'±' if fmt.signed else ''}{base}**e for e = {fmt.emin} .. {fmt.emax}"),
-        ("codes", f"field 0 is zero; field F = 1..{top} is {power} with e = F - {fmt.bias}"),
-        ("max", f"{format_value(fmt.max, style)}  ({base}**{fmt.emax})"),
-        ("min", f"{format_value(fmt.min_normal, style)}  ({base}**{fmt.emin}, the smallest positive value)"),
-        ("inf", "none"),
-        ("NaN", "none (encode gives +0 for NaN)"),
-        ("zero", hex_code(0, fmt.bits)),
-        ("-0", hex_code(fmt.sign_mask, fmt.bits) if fmt.signed else "none"),
-        ("rounding", "linear-domain modes (default nearest_even) and nearest_log"
-                     + ("; stochastic" if fmt.root == 1 else "")),
-        ("dynamic range", f"{(fmt.emax - fmt.emin) / fmt.root:.2f} binades  (log2(max / min))"),
-    ]
 
 
 # ---- exact values -----------------------------------------------------------------------

@@ -30,11 +30,11 @@ from jax import lax
 
 from numfmt import packing as _packing
 from numfmt.formats import IntFormat
-from numfmt.logformat import LogFormat, is_log
+from numfmt.logformat import LogFormat
 from numfmt.lowbit import BINARY, TERNARY
 from numfmt.scaled import QArray, mul_pow2
 
-__all__ = ["binary_matmul", "log_matmul", "lowbit_weight_matmul", "pack_sign_words"]
+__all__ = ["binary_matmul", "log_matmul", "lowbit_weight_matmul"]
 
 WORD = 32
 _DIMS = (((1,), (0,)), ((), ()))
@@ -185,6 +185,10 @@ def _int_values(qx):
 # ---- log x log: exponents added, powers accumulated in fixed point -----------------------------------
 
 
+def _is_log(fmt) -> bool:
+    return isinstance(fmt, LogFormat)
+
+
 def _log_parts(codes, fmt: LogFormat):
     """``(nonzero, negative, e)`` of log codes: the exponent ``e`` of ``base**e`` (any value where zero)."""
     c = codes.astype(jnp.int32)
@@ -251,8 +255,8 @@ def log_matmul(qa, qb):
       operands wherever that is exact (every partial sum representable), and is the
       correctly rounded exact sum times the scales otherwise (when ``|S| > 2**24``).
     """
-    a_codes, scale_a = _check_operand(qa, "qa", is_log, "log-quantized (a numfmt.LogFormat element)", 1)
-    b_codes, scale_b = _check_operand(qb, "qb", is_log, "log-quantized (a numfmt.LogFormat element)", 0)
+    a_codes, scale_a = _check_operand(qa, "qa", _is_log, "log-quantized (a numfmt.LogFormat element)", 1)
+    b_codes, scale_b = _check_operand(qb, "qb", _is_log, "log-quantized (a numfmt.LogFormat element)", 0)
     _check_inner(a_codes, b_codes)
     fa, fb = qa.fmt, qb.fmt
     if fa.root != fb.root:

@@ -32,18 +32,28 @@ _ALIASES = {
 }
 
 
+def modes_of(fmt) -> tuple[str, ...]:
+    """The rounding modes ``fmt`` takes: :data:`ROUNDING_MODES` for every format, plus the
+    modes of its own (``fmt.extra_rounding_modes``: ``"nearest_log"`` for the logarithmic
+    formats) before ``"stochastic"``, which is left out where ``fmt.stochastic_rounding``
+    is False (log formats of base sqrt(2))."""
+    extra = tuple(getattr(fmt, "extra_rounding_modes", ()))
+    stochastic = ("stochastic",) if getattr(fmt, "stochastic_rounding", True) else ()
+    return DETERMINISTIC_MODES + extra + stochastic
+
+
 def check_rounding(rounding, fmt=None) -> str:
     """Return the canonical name of ``rounding``; raise ValueError naming the known modes.
 
-    ``fmt``: the format the mode is for. A format with a ``rounding_modes`` attribute
-    (the logarithmic formats: ``"nearest_log"``, and no ``"stochastic"`` for base
-    sqrt(2)) accepts exactly those modes.
+    ``fmt``: the format the mode is for. A format whose modes are not
+    :data:`ROUNDING_MODES` (:func:`modes_of`: the logarithmic formats add
+    ``"nearest_log"``, and have no ``"stochastic"`` for base sqrt(2)) accepts exactly its own.
     """
     if not isinstance(rounding, str):
         raise TypeError(f"rounding must be a str, one of {ROUNDING_MODES}, got {rounding!r}")
     name = _ALIASES.get(rounding.strip().lower(), rounding.strip().lower())
-    modes = getattr(fmt, "rounding_modes", None)
-    if modes is not None:
+    modes = modes_of(fmt)
+    if modes != ROUNDING_MODES:
         if name not in modes:
             raise ValueError(f"rounding {rounding!r} is not a mode of {fmt.name}: expected one of {', '.join(modes)}")
         return name

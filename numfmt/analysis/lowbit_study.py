@@ -13,6 +13,9 @@ import math
 
 import numpy as np
 
+from numfmt.lowbit import binarize, ternarize
+from numfmt.scaled import quantize_scaled
+
 __all__ = ["LOWBIT_SCHEMES", "render", "section_lowbit"]
 
 #: (name, how it quantizes), in the order of the report's table.
@@ -29,14 +32,12 @@ LOWBIT_SCHEMES = (
 
 
 def _quantize(name, w):
-    import numfmt as nf
-
     if name == "binary":
-        return nf.binarize(w, axis=1)
+        return binarize(w, axis=1)
     if name == "ternary":
-        return nf.ternarize(w, axis=1)
+        return ternarize(w, axis=1)
     fmt, _, rounding = name.partition(" ")
-    return nf.quantize_scaled(w, fmt, axis=1, rounding=rounding or "nearest_even")
+    return quantize_scaled(w, fmt, axis=1, rounding=rounding or "nearest_even")
 
 
 def section_lowbit(p, names, X, progress=None) -> dict:

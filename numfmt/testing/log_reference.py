@@ -23,18 +23,18 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from numfmt.testing.reference import (
-    _check_sr,
-    _floor_log2,
-    _pow2,
-    _stochastic_up,
+from numfmt.testing.exact import (
+    DETERMINISTIC_MODES,
+    check_sr,
     exact_value,
+    floor_log2,
+    pow2,
+    stochastic_up,
 )
 
 __all__ = ["Sqrt2Linear", "log_reference_decode", "log_reference_round"]
 
-_LINEAR = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
-_MODES = _LINEAR + ("nearest_log", "stochastic")
+_MODES = DETERMINISTIC_MODES + ("nearest_log", "stochastic")
 
 
 class Sqrt2Linear:
@@ -57,13 +57,13 @@ class Sqrt2Linear:
 def power(k: int, r: int) -> Sqrt2Linear:
     """``2**(k/r)`` for ``r`` in (1, 2), as ``A + B sqrt(2)``."""
     if r == 1 or k % 2 == 0:
-        return Sqrt2Linear(_pow2(k // r), 0)
-    return Sqrt2Linear(0, _pow2((k - 1) // 2))
+        return Sqrt2Linear(pow2(k // r), 0)
+    return Sqrt2Linear(0, pow2((k - 1) // 2))
 
 
 def _power_ge(a: Fraction, k: int, den: int) -> bool:
     """Whether ``a >= 2**(k/den)``: ``a**den >= 2**k``."""
-    return a**den >= _pow2(k)
+    return a**den >= pow2(k)
 
 
 def _check_mode(fmt, rounding: str) -> str:
@@ -93,13 +93,13 @@ def _pick(fmt, lo_field: int, a: Fraction, lo: Sqrt2Linear, hi: Sqrt2Linear, k_l
         # The geometric mean of the neighbours; below the range zero stands for base**(emin - 1).
         k = fmt.emin - 1 if k_lo is None else k_lo
         if _power_ge(a, 2 * k + 1, 2 * r):
-            assert a ** (2 * r) != _pow2(2 * k + 1), "a rational a cannot be an odd power of 2**(1/2r)"
+            assert a ** (2 * r) != pow2(2 * k + 1), "a rational a cannot be an odd power of 2**(1/2r)"
             up = True
         else:
             up = False
     elif mode == "stochastic":
         lo_v, hi_v = lo.A, hi.A  # base 2: rational
-        up = _stochastic_up((a - lo_v) / (hi_v - lo_v), sr)
+        up = stochastic_up((a - lo_v) / (hi_v - lo_v), sr)
     else:
         mid = Sqrt2Linear((lo.A + hi.A) / 2, (lo.B + hi.B) / 2)
         if mid.B == 0 and a == mid.A:  # a tie (base 2, or below the range)
@@ -117,7 +117,7 @@ def log_reference_round(value, fmt, rounding="nearest_even", *, saturate=False, 
     for log formats); ``saturate`` changes nothing, as every mode gives ``±max`` past max.
     """
     mode = _check_mode(fmt, rounding)
-    sr = _check_sr(mode, u, rbits, variant, word_bits)
+    sr = check_sr(mode, u, rbits, variant, word_bits)
     sign, mag, is_nan = exact_value(value)
     sign_bit = fmt.sign_mask
     if is_nan or (sign and not fmt.signed):
@@ -128,8 +128,8 @@ def log_reference_round(value, fmt, rounding="nearest_even", *, saturate=False, 
     if mag == 0:
         return sign * sign_bit
     r, emin = fmt.root, fmt.emin
-    k_lo = _floor_log2(mag**r)  # base**k_lo <= mag < base**(k_lo + 1)
-    if mag**r == _pow2(k_lo):
+    k_lo = floor_log2(mag**r)  # base**k_lo <= mag < base**(k_lo + 1)
+    if mag**r == pow2(k_lo):
         field = k_lo - emin + 1 if k_lo >= emin else None
         if field is not None:
             return sign * sign_bit | min(field, top)
@@ -156,7 +156,7 @@ def log_reference_decode(code: int, fmt):
         return -0.0 if negative else Fraction(0)
     k = fmt.emin + field - 1
     if fmt.root == 1 or k % 2 == 0:
-        value = _pow2(k // fmt.root)
+        value = pow2(k // fmt.root)
     else:
         value = math.ldexp(math.sqrt(2.0), (k - 1) // 2)
     return -value if negative else value
