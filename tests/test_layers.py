@@ -27,7 +27,7 @@ LAYERS = [
     ("packing", ["numfmt.packing"]),
     ("scaled", ["numfmt.calibration", "numfmt.scaled", "numfmt.mx", "numfmt.codebook", "numfmt.lowbit"]),
     ("autodiff", ["numfmt.autodiff"]),
-    ("matmul", ["numfmt.accumulator", "numfmt.tensorcore", "numfmt.matmul", "numfmt.matmul_profiles",
+    ("matmul", ["numfmt.accumulator", "numfmt.tensorcore_kernel", "numfmt.tensorcore", "numfmt.matmul", "numfmt.matmul_profiles",
                 "numfmt.intgemm", "numfmt.lowbit_matmul"]),
     ("analysis", ["numfmt.analysis", "numfmt.analysis.*", "numfmt.plot", "numfmt.ops"]),
     ("package", ["numfmt"]),
