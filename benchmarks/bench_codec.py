@@ -1,29 +1,30 @@
 """Speed of numfmt's quantize round trip against a plain copy, JAX, ml_dtypes and gfloat.
 
-Input: 2**24 standard-normal float32 values. For each format, the op is the quantize
-round trip (float32 -> format -> float32). Every case is warmed up twice, then all
-cases are timed round-robin (one run of each per repetition, each ended with
-``jax.block_until_ready``), so that a shared machine's changing load moves all of them
-alike. The table gives each time as a ratio to the copy timed beside it, from the
+Input: standard-normal float32 values, 2**24 on a CPU and 2**28 on a GPU (so that a
+GPU's times are not its launch overhead), or ``--log2n``. For each format, the op is
+the quantize round trip (float32 -> format -> float32). All cases are timed by
+``timing.round_robin`` (two warm-ups, then one run of each per repetition, each ended
+with ``jax.block_until_ready``), so that a shared machine's changing load moves all of
+them alike. The table gives each time as a ratio to the copy timed beside it, from the
 medians and again from the minima:
 
 * ``numfmt``: ``jax.jit(lambda x: numfmt.quantize(x, fmt))`` (nearest_even);
 * ``copy``: ``jax.jit(lambda x: x * 2.0)``, one read and one write: the memory ceiling;
 * ``jax astype``: ``x.astype(dtype).astype(float32)`` under jit, where JAX has the dtype
   (XLA on CPU fails to compile the float6 casts: reported as ``fails``);
-* ``ml_dtypes``: the same round trip on a NumPy array (``x.astype(dtype).astype(float32)``;
-  NumPy's own cast for float16 and int8);
+* ``ml_dtypes`` (CPU runs only: it runs on the host): the same round trip on a NumPy
+  array (``x.astype(dtype).astype(float32)``; NumPy's own cast for float16 and int8);
 * ``gfloat``: ``jax.jit(lambda x: gfloat.round_ndarray(fi, x))`` with jax.numpy as the
-  array namespace (gfloat 0.5.2's array-API path). gfloat raises a data-dependent
-  error on overflow in formats with neither inf nor NaN unless ``sat=True``, which
-  cannot be jitted, so those formats use ``sat=True`` (the same values as numfmt gives
-  there: +-max).
+  array namespace (gfloat 0.5.2's array-API path); left out, with a note, where gfloat
+  is not installed. gfloat raises a data-dependent error on overflow in formats with
+  neither inf nor NaN unless ``sat=True``, which cannot be jitted, so those formats use
+  ``sat=True`` (the same values as numfmt gives there: +-max).
 
-Each competitor's output is compared with numfmt's; one that differs is marked ``†``.
-INT8's ``jax astype`` / ``ml_dtypes`` columns are C casts (truncate, wrap), not the same
-operation as numfmt's round-and-clamp: they show the cost of a cast only. The custom
-format is e3m3, IEEE-style (inf and NaN at the top exponent), which no library but
-gfloat (given a FormatInfo) has.
+Each competitor's output (its last warm-up run) is compared with numfmt's; one that
+differs is marked ``†``. INT8's ``jax astype`` / ``ml_dtypes`` columns are C casts
+(truncate, wrap), not the same operation as numfmt's round-and-clamp: they show the
+cost of a cast only. The custom format is e3m3, IEEE-style (inf and NaN at the top
+exponent), which no library but gfloat (given a FormatInfo) has.
 
 Targets: numfmt at most 1.3x the copy, and at least 5x faster than gfloat.
 
@@ -37,21 +38,24 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 import warnings
 
 import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from machine import describe
+from timing import (
+    Case,
+    Report,
+    add_common_args,
+    ms,
+    on_gpu,
+    ratio,
+    reps_of,
+    round_robin,
+)
 
 import numfmt as nf
 
@@ -62,8 +66,8 @@ try:
 except ImportError:  # pragma: no cover - gfloat is in the `bench` extra
     gfloat = None
 
-N = 1 << 24
 CUSTOM = nf.FloatFormat("e3m3", 3, 3)
+GFLOAT_MISSING = "gfloat is not installed here (`pip install gfloat`): its column is left out."
 
 
 def _gfloat_formats():
@@ -113,40 +117,15 @@ NUMPY_DTYPES = {
 }
 
 
-def _run(fn, arg) -> float:
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(arg))
-    return time.perf_counter() - t0
 
 
-def interleaved(cases: dict, reps: int, warmup: int = 2) -> dict:
-    """Wall times in ms of each ``fn(arg)`` in ``cases`` (name -> (fn, arg)), round-robin.
-
-    One run of every case per repetition, so that a change in a shared machine's load
-    during the run moves all of them alike. Returns name -> list of ms, or a short
-    string for a case that fails to compile or run (a result to report).
-    """
-    times, live = {}, {}
-    for name, (fn, arg) in cases.items():
-        try:
-            for _ in range(warmup):
-                jax.block_until_ready(fn(arg))
-            live[name], times[name] = (fn, arg), []
-        except Exception as exc:  # noqa: BLE001 - a competitor failing is a result to report
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            times[name] = f"{type(exc).__name__}: {msg}"
-    for _ in range(reps):
-        for name, (fn, arg) in live.items():
-            times[name].append(1e3 * _run(fn, arg))
-    return times
+def default_log2n() -> int:
+    """2**24 values on a CPU (the tables of docs/benchmarks.md), 2**28 (1 GiB) on a GPU."""
+    return 28 if on_gpu() else 24
 
 
 def _quantize_fn(fmt, rounding="nearest_even", **kw):
     return jax.jit(lambda x: nf.quantize(x, fmt, rounding, **kw))
-
-
-def machine() -> str:
-    return describe("ml_dtypes", "gfloat")
 
 
 def variants(fmt, gfi):
@@ -156,7 +135,7 @@ def variants(fmt, gfi):
     if dt is not None:
         out["jax astype"] = jax.jit(lambda x: x.astype(dt).astype(jnp.float32))
     ndt = NUMPY_DTYPES.get(fmt.name)
-    if ndt is not None:
+    if ndt is not None and not on_gpu():
 
         def np_round_trip(a):
             with np.errstate(all="ignore"):
@@ -173,128 +152,110 @@ def variants(fmt, gfi):
 
 
 def _same(a, b) -> bool:
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    return bool(np.array_equal(a, b, equal_nan=True))
+    if isinstance(a, jax.Array) and isinstance(b, jax.Array):  # on the device: no copy to the host
+        return bool(jnp.array_equal(a.astype(jnp.float32), b.astype(jnp.float32), equal_nan=True))
+    return bool(np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32), equal_nan=True))
 
 
-def bench_formats(reps: int, n: int = N):
-    """Per format: {column: list of ms} (with the copy timed beside it) and which columns agree with numfmt."""
+def bench_formats(reps: int, n: int):
+    """``{(format, column): Timing}`` (the copy timed beside every format); ``Timing.check``: agrees with numfmt."""
     x = jax.random.normal(jax.random.key(0), (n,), jnp.float32)
-    x_np = np.asarray(x)
+    x_np = None if on_gpu() else np.asarray(x)
     copy = jax.jit(lambda x: x * 2.0)
     gfi = _gfloat_formats()
-    cases, agree = {}, {}
+    ref = {}  # numfmt's output for the format being warmed up (warm-ups run in this dict's order)
+    cases = {}
     for fmt in FORMATS:
         # The copy is a case of every format: each ratio's two times come from the same
         # repetitions, next to each other.
-        cases[(fmt.name, "copy")] = (copy, x)
-        fns = variants(fmt, gfi)
-        ref = None
-        for col, fn in fns.items():
+        cases[(fmt.name, "copy")] = Case(copy, (x,))
+        for col, fn in variants(fmt, gfi).items():
             arg = x_np if col == "ml_dtypes" else x
-            cases[(fmt.name, col)] = (fn, arg)
-            try:
-                got = np.asarray(fn(arg))
-            except Exception:  # noqa: BLE001 - interleaved() reports the failure
-                got = None
             if col == "numfmt":
-                ref = got
-            elif got is not None:
-                agree[(fmt.name, col)] = _same(ref, got)
-    times = interleaved(cases, reps)
-    rows = []
-    for fmt in FORMATS:
-        rows.append((fmt.name, {col: t for (f, col), t in times.items() if f == fmt.name}))
-    return rows, agree
+                check = lambda out: ref.update(out=out)
+            else:
+                check = lambda out: _same(ref["out"], out)
+            cases[(fmt.name, col)] = Case(fn, (arg,), check=check)
+    return round_robin(cases, reps)
 
 
 COLUMNS = ("jax astype", "ml_dtypes", "gfloat")
 
 
-def _ratio(t, copy, stat) -> str:
-    if t is None:
-        return "n/a"
-    if isinstance(t, str):
-        return "fails ‡"
-    return f"{stat(t) / stat(copy):.2f}"
-
-
-def table_formats(rows, agree, stat=statistics.median) -> str:
-    head = (
-        "format", "copy ms", "numfmt ms", "numfmt/copy", "jax astype/copy", "ml_dtypes/copy", "gfloat/copy",
-        "numfmt speedup vs gfloat", "targets (<=1.3x copy, >=5x gfloat)",
-    )  # fmt: skip
-    body = []
-    for name, t in rows:
-        copy, ours = t["copy"], t["numfmt"]
-        cells = [name, f"{stat(copy):.1f}", f"{stat(ours):.1f}", _ratio(ours, copy, stat)]
-        for col in COLUMNS:
-            r = _ratio(t.get(col), copy, stat)
-            if agree.get((name, col)) is False:
+def table_formats(times, stat="median"):
+    """Head and rows of the table, from the medians (``stat="median"``) or the minima (``"min"``)."""
+    cols = [c for c in COLUMNS if any(col == c for _, col in times)]
+    head = ["format", "copy ms", "numfmt ms", "numfmt/copy", *(f"{c}/copy" for c in cols),
+            "numfmt speedup vs gfloat", "targets (<=1.3x copy, >=5x gfloat)"]  # fmt: skip
+    rows = []
+    for fmt in FORMATS:
+        copy, ours = times[(fmt.name, "copy")], times[(fmt.name, "numfmt")]
+        cells = [fmt.name, ms(copy, stat, 1), ms(ours, stat, 1), ratio(ours, copy, stat)]
+        for col in cols:
+            t = times.get((fmt.name, col))
+            r = ratio(t, copy, stat)
+            if t is not None and t.ok and t.check is False:
                 r += " †"  # a different result from numfmt's (see the script's docstring)
+            elif t is not None and not t.ok:
+                r += " ‡"
             cells.append(r)
-        g = t.get("gfloat")
-        speedup = stat(g) / stat(ours) if isinstance(g, list) else None
+        g = times.get((fmt.name, "gfloat"))
+        speedup = getattr(g, stat) / getattr(ours, stat) if g is not None and g.ok else None
         cells.append("n/a" if speedup is None else f"{speedup:.1f}x")
-        ok_copy = stat(ours) / stat(copy) <= 1.3
-        ok_g = speedup is not None and speedup >= 5
-        verdict = "met" if ok_copy and ok_g else "MISS: " + ", ".join(
-            m for m, bad in (("copy", not ok_copy), ("gfloat", not ok_g)) if bad
-        )
-        cells.append(verdict)
-        body.append(cells)
-    return _markdown(head, body)
+        ok_copy = getattr(ours, stat) / getattr(copy, stat) <= 1.3
+        ok_g = g is None or (speedup is not None and speedup >= 5)  # without gfloat: the copy target only
+        missed = [m for m, bad in (("copy", not ok_copy), ("gfloat", not ok_g)) if bad]
+        cells.append("met" if not missed else "MISS: " + ", ".join(missed))
+        rows.append(cells)
+    return head, rows
 
 
-def bench_modes(reps: int, n: int = N):
+def bench_modes(reps: int, n: int, report: Report):
     x = jax.random.normal(jax.random.key(0), (n,), jnp.float32)
-    cases = {"copy": (jax.jit(lambda x: x * 2.0), x)}
+    cases = {"copy": Case(jax.jit(lambda x: x * 2.0), (x,))}
     for mode in nf.ROUNDING_MODES:
         kw = {"key": jax.random.key(1)} if mode == "stochastic" else {}
-        cases[mode] = (_quantize_fn(nf.E4M3, mode, **kw), x)
-    times = interleaved(cases, reps)
+        cases[mode] = Case(_quantize_fn(nf.E4M3, mode, **kw), (x,))
+    times = round_robin(cases, reps)
     copy = times.pop("copy")
-    head = ("E4M3 rounding", "numfmt ms", "copy ms", "numfmt/copy")
-    body = [
-        (m, t if isinstance(t, str) else f"{statistics.median(t):.1f}", f"{statistics.median(copy):.1f}", _ratio(t, copy, statistics.median))
-        for m, t in times.items()
-    ]
-    return _markdown(head, body)
-
-
-def _markdown(head, body) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(str(v).rjust(w) for v, w in zip(r, widths)) + " |"
-    return "\n".join([line(head), "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"] + [line(r) for r in body])
+    rows = [(m, ms(t, digits=1), ms(copy, digits=1), ratio(t, copy)) for m, t in times.items()]
+    report.table("", ("E4M3 rounding", "numfmt ms", "copy ms", "numfmt/copy"), rows)
+    report.times("modes", {**times, "copy": copy})
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--modes", action="store_true", help="time every rounding mode for E4M3 instead")
-    parser.add_argument("--reps", type=int, default=15, help="timed repetitions (default 15)")
-    parser.add_argument("--log2n", type=int, default=24, help="log2 of the input size (default 24)")
+    parser.add_argument("--log2n", type=int, default=None, help="log2 of the input size (default: 24 CPU, 28 GPU)")
+    add_common_args(parser, reps=15)
     args = parser.parse_args(argv)
     # gfloat asks for int64 under jit; without jax_enable_x64 JAX gives int32 (enough here) and warns.
     warnings.filterwarnings("ignore", message="Explicitly requested dtype int64")
-    n = 1 << args.log2n
-    print(f"# {machine()}")
-    print(f"# input: 2**{args.log2n} standard-normal float32; {args.reps} round-robin repetitions after 2 warm-ups\n")
+    log2n = default_log2n() if args.log2n is None else args.log2n
+    reps = reps_of(args)
+    report = Report("modes" if args.modes else "codec", describe("ml_dtypes", "gfloat"),
+                    f"input: 2**{log2n} standard-normal float32; {reps} round-robin repetitions after 2 warm-ups")
+    if gfloat is None:
+        report.note(GFLOAT_MISSING)
     if args.modes:
-        print(bench_modes(args.reps, n))
+        bench_modes(reps, 1 << log2n, report)
+        report.emit(args.out)
         return 0
-    rows, agree = bench_formats(args.reps, n)
-    print("Medians:\n")
-    print(table_formats(rows, agree, statistics.median))
-    print("\nMinima:\n")
-    print(table_formats(rows, agree, min))
-    if any(v is False for v in agree.values()):
-        print("\n† gives other values than numfmt on this input:", ", ".join(f"{f} {c}" for (f, c), v in agree.items() if not v))
+    times = bench_formats(reps, 1 << log2n)
+    report.times("formats", times)
+    report.table("Medians:", *table_formats(times, "median"))
+    report.table("Minima:", *table_formats(times, "min"))
+    differ = [f"{f} {c}" for (f, c), t in times.items() if c not in ("numfmt", "copy") and t.ok and t.check is False]
+    if differ:
+        report.note("† gives other values than numfmt on this input: " + ", ".join(differ))
     else:
-        print("\nEvery competitor gave the same values as numfmt on this input.")
-    for name, t in rows:
-        for col, v in t.items():
-            if isinstance(v, str):
-                print(f"‡ {name} {col} fails: {v}")
+        report.note("Every competitor gave the same values as numfmt on this input.")
+    if on_gpu():
+        report.note("ml_dtypes runs on the host, so a GPU run leaves it out.")
+    for (f, c), t in times.items():
+        if not t.ok:
+            report.note(f"‡ {f} {c} fails: {t.error}")
+    report.emit(args.out)
     return 0
 
 

@@ -23,12 +23,12 @@ is measured in the same process, on the same input:
   rounding is for integer qtypes only);
 * ``copy``: ``jax.jit(lambda x: x * 2.0)``, one read and one write: the memory ceiling.
 
-Timing: every case is run twice first (compilation, caches), then all cases are timed
-round-robin, ``--reps`` times each, so that a shared machine's changing load moves all
-of them alike; the table gives the minimum. Outputs that are JAX arrays are waited for
-with ``block_until_ready``.
+Timing: ``timing.round_robin``: every case is run twice first (compilation, caches),
+then all cases are timed round-robin, ``--reps`` times each, so that a shared machine's
+changing load moves all of them alike; the table gives the minimum. Outputs that are
+JAX arrays are waited for with ``block_until_ready``.
 
-Correctness, from the warm-up output: for nearest-even, the share of elements whose
+Correctness, from the last warm-up output: for nearest-even, the share of elements whose
 float32 bits equal ml_dtypes' round trip (NumPy's for float16). For stochastic
 rounding, the share of results that are one of the two BF16 neighbours of the input,
 and a bias score z = sum(q - x) / sqrt(sum(var)), where var = step**2 * f * (1 - f) is
@@ -52,18 +52,14 @@ import datetime
 import importlib
 import os
 import sys
-import time
 import warnings
 
 import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
-
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from machine import describe
+from timing import Case, Report, add_common_args, reps_of, round_robin
 
 import numfmt as nf
 
@@ -84,39 +80,10 @@ FORMATS = [
 RNE, SR = "nearest even", "stochastic"
 
 
-def _wait(out):
-    if hasattr(out, "block_until_ready"):
-        out.block_until_ready()
-    return out
-
-
 def _as_f32(out) -> np.ndarray:
     if hasattr(out, "detach"):  # torch
         out = out.detach().cpu().numpy()
     return np.asarray(out, dtype=np.float32)
-
-
-def time_round_robin(cases, reps: int, warmup: int = 2):
-    """Times each case (a dict with ``fn`` and ``arg``), round-robin; returns outputs.
-
-    Adds ``times`` (ms, a list) and ``out`` (the last warm-up output) to each case, or
-    ``error`` (a short string) to one that fails.
-    """
-    live = []
-    for c in cases:
-        try:
-            for _ in range(warmup):
-                c["out"] = _wait(c["fn"](c["arg"]))
-            c["times"] = []
-            live.append(c)
-        except Exception as exc:  # noqa: BLE001 - a failing competitor is a result
-            c["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    for _ in range(reps):
-        for c in live:
-            t0 = time.perf_counter()
-            _wait(c["fn"](c["arg"]))
-            c["times"].append(1e3 * (time.perf_counter() - t0))
-    return cases
 
 
 def check_rne(out, ref_bits) -> str:
@@ -237,59 +204,60 @@ def machine() -> str:
     return describe("ml_dtypes", "numpy", "gfloat", "pychop", "torch", "qtorch", "qwix")
 
 
-def _markdown(head, body) -> str:
-    widths = [max(len(str(r[i])) for r in [head, *body]) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |"
-    return "\n".join([line(head), "| " + " | ".join("-" * w for w in widths) + " |"] + [line(r) for r in body])
+def checker(c, refs, x_np):
+    """The check of a case's output: bit-equal share (nearest even) or neighbours and bias (stochastic)."""
+    if c["mode"] == RNE:
+        return lambda out: check_rne(out, refs[c["fmt"]]) + " bit-equal"
+    if c["mode"] == SR:
+        return lambda out: check_sr_bf16(out, x_np)
+    return None
 
 
-def table(cases, refs, x_np) -> str:
-    copy = min(next(c for c in cases if c["lib"].startswith("copy"))["times"])
-    ours = {(c["fmt"], c["mode"]): min(c["times"]) for c in cases if c["lib"] == "numfmt" and "times" in c}
+def table(cases, times):
+    """Head and rows: each case's minimum time, its ratio to the copy and numfmt's speed-up over it."""
+    copy = next(times[i].min for i, c in enumerate(cases) if c["lib"].startswith("copy"))
+    ours = {(c["fmt"], c["mode"]): times[i].min for i, c in enumerate(cases) if c["lib"] == "numfmt" and times[i].ok}
     head = ("library", "backend", "format", "rounding", "time ms (min)", "/ copy", "numfmt speedup", "check")
-    body = []
-    for c in cases:
-        if "error" in c:
-            body.append((c["lib"], c["backend"], c["fmt"], c["label"], "fails", "", "", c["error"][:80]))
+    rows = []
+    for i, c in enumerate(cases):
+        t = times[i]
+        if not t.ok:
+            rows.append((c["lib"], c["backend"], c["fmt"], c["label"], "fails", "", "", t.error[:80]))
             continue
-        t = min(c["times"])
         mine = ours.get((c["fmt"], c["mode"]))
-        speed = "" if c["lib"] == "numfmt" or c["lib"].startswith("copy") or mine is None else f"{t / mine:.1f}x"
-        if c["mode"] == RNE:
-            chk = check_rne(c["out"], refs[c["fmt"]]) + " bit-equal"
-        elif c["mode"] == SR:
-            chk = check_sr_bf16(c["out"], x_np)
-        else:
-            chk = ""
-        body.append((c["lib"], c["backend"], c["fmt"], c["label"], f"{t:.1f}", f"{t / copy:.1f}", speed, chk))
-    return _markdown(head, body)
+        speed = "" if c["lib"] == "numfmt" or c["lib"].startswith("copy") or mine is None else f"{t.min / mine:.1f}x"
+        rows.append((c["lib"], c["backend"], c["fmt"], c["label"], f"{1e3 * t.min:.1f}", f"{t.min / copy:.1f}",
+                     speed, t.check or ""))  # fmt: skip
+    return head, rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=7, help="timed repetitions of each case (default 7)")
     parser.add_argument("--log2n", type=int, default=22, help="log2 of the input size (default 22)")
+    add_common_args(parser, reps=7)
     args = parser.parse_args(argv)
     # gfloat asks for int64 under jit; without jax_enable_x64 JAX gives int32 (enough here) and warns.
     warnings.filterwarnings("ignore", message="Explicitly requested dtype")
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     warnings.filterwarnings("ignore", category=RuntimeWarning, module="pychop")  # its log2 / overflow warnings
 
+    reps = reps_of(args)
     x = jax.random.normal(jax.random.key(0), (1 << args.log2n,), jnp.float32)
     x_np = np.asarray(x).copy()
     refs = {name: x_np.astype(dt).astype(np.float32).view(np.uint32) for name, _, dt, _, _ in FORMATS}
     cases, libs = build_cases(x, x_np)
-    print(f"# {datetime.date.today().isoformat()}; {machine()}")
-    print(f"# input: 2**{args.log2n} standard-normal float32; min of {args.reps} round-robin repetitions after 2 warm-ups")
+    report = Report("comparison", f"{datetime.date.today().isoformat()}; {machine()}",
+                    f"input: 2**{args.log2n} standard-normal float32; min of {reps} round-robin repetitions "
+                    "after 2 warm-ups")  # fmt: skip
     for lib, why in libs.items():
         if why:
-            print(f"# {lib}: not measured ({why})")
-    time_round_robin(cases, args.reps)
-    print()
-    print(table(cases, refs, x_np))
-    print()
-    print("check: nearest even: share of elements bit-equal to ml_dtypes (NumPy for fp16);")
-    print("stochastic: share of results on a BF16 neighbour of the input, and the bias z-score.")
+            report.note(f"{lib}: not measured ({why})")
+    times = round_robin({i: Case(c["fn"], (c["arg"],), check=checker(c, refs, x_np)) for i, c in enumerate(cases)},
+                        reps)  # fmt: skip
+    report.table("", *table(cases, times), align="llllrrrl")
+    report.note("check: nearest even: share of elements bit-equal to ml_dtypes (NumPy for fp16);\n"
+                "stochastic: share of results on a BF16 neighbour of the input, and the bias z-score.")  # fmt: skip
+    report.emit(args.out)
     return 0
 
 

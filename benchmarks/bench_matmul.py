@@ -1,74 +1,181 @@
-"""Speed of numfmt's quantized matrix products against ``jnp.matmul`` in float32, in one run.
+"""Speed of numfmt's quantized matrix products against jnp.matmul and cuBLASLt FP8, in one run.
 
-    python benchmarks/bench_matmul.py              # 2048 x 2048 x 2048
+Sizes by backend (or ``--size`` / ``--emulated-size``): on a GPU, 8192 x 8192 x 8192
+for the native products and 4096^3 for the emulated accumulator and the integer
+products (big enough that a time is not launch overhead); on a CPU, 2048^3 for
+everything. Every JAX case is
+jitted, warmed up twice and timed by ``timing.round_robin`` (one run of each per
+repetition, each ended with ``block_until_ready``); torch's cases are timed with
+``torch.cuda`` events. The table gives medians, TFLOP/s (2 M N K / time) and the
+ratios to the two ``jnp.matmul`` references of the same size and run.
+
+Rows:
+
+* ``jnp.matmul`` float32, ``precision=HIGHEST`` (the exact-FP32-product reference);
+* ``jnp.matmul`` with bfloat16 operands (cast before the timed call) and a float32
+  result (``preferred_element_type``): what a GPU's tensor cores give for 16 bits;
+* on a GPU with torch (CUDA) installed, cuBLASLt FP8 through ``torch._scaled_mm``: E4M3
+  operands (cast before), per-tensor scales 1, float32 out, ``use_fast_accum`` False
+  and True; left out, with a note, elsewhere;
+* ``qmatmul`` of the two float32 operands, quantization included: E4M3 per-tensor
+  scales with an FP32 accumulator (the fast path), and the ``mxfp8`` profile;
+* ``qmatmul`` with the emulated ``h100_fp8`` profile (E4M3 in blocks of 128, E8M13
+  accumulator, dot_width 32, promotion every 128) at the emulated size;
+* at the emulated size, the ``int8_tflite`` profile (quantize, exact int32 matmul,
+  rescale) and ``numfmt.intgemm.int_linear`` (int8 in and out: int32 GEMM, folded zero
+  points, fixed-point requantization).
+
+Targets: on a GPU (issue 15) the fast path and ``mxfp8`` at most 1.5x ``jnp.matmul``
+bfloat16, and ``h100_fp8`` at 4096^3 at most 20x float32 HIGHEST; on a CPU (the
+earlier issue) the fast path at most 1.3x float32 HIGHEST and ``h100_fp8`` at most 10x.
+
+Usage::
+
+    python benchmarks/bench_matmul.py              # sizes by backend
     python benchmarks/bench_matmul.py --size 512   # quicker
-
-Rows (each jitted, compiled first, then the median of ``--repeat`` runs):
-
-* ``jnp.matmul`` float32 (``precision=HIGHEST``): the reference;
-* fast path: E4M3 operands with per-tensor scales, FP32 accumulator (quantize both
-  operands, one native matmul) -- target within 1.3x of the reference;
-* emulated ~14-bit accumulator: the ``h100_fp8`` profile (E4M3, 128-blocks, E8M13
-  accumulator, dot_width 32, promotion every 128) -- target within 10x;
-* the ``int8_tflite`` profile (quantize, exact int32 matmul, rescale);
-* ``numfmt.intgemm.int_linear``: the integer-only layer on int8 inputs (int32 GEMM
-  with folded zero-point terms, fixed-point requantization to int8).
-
-Prints a markdown table with the machine; docs/matmul.md records a run.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 from machine import describe
-from timing import median_time
+from timing import Case, Report, add_common_args, ms, on_gpu, reps_of, round_robin
 
 import numfmt as nf
 from numfmt import intgemm
 from numfmt.matmul import MatmulConfig, OperandSpec, qmatmul
-from numfmt.matmul_profiles import matmul_profile
+
+F32, BF16 = "jnp.matmul float32 (HIGHEST)", "jnp.matmul bfloat16 operands, float32 result"
+FAST = "qmatmul fast path: E4M3 per-tensor, FP32 accumulator"
+MXFP8 = "qmatmul mxfp8 profile"
+EMULATED = "qmatmul emulated h100_fp8 (E8M13 acc, dot_width 32, promotion 128)"
+
+
+def targets():
+    """``{row: (reference row, bound)}``: the issue's target for this backend."""
+    if on_gpu():
+        return {FAST: (BF16, 1.5), MXFP8: (BF16, 1.5), EMULATED: (F32, 20.0)}
+    return {FAST: (F32, 1.3), EMULATED: (F32, 10.0)}
+
+
+def torch_fp8_cases(a, b):
+    """``{name: Case}`` for cuBLASLt FP8 through ``torch._scaled_mm``, or a string saying why there are none."""
+    if not on_gpu():
+        return "torch's cuBLASLt FP8 needs a GPU"
+    try:
+        import numpy as np
+        import torch
+    except ImportError:
+        return "torch is not installed here"
+    if not torch.cuda.is_available() or not hasattr(torch, "_scaled_mm"):
+        return f"torch {torch.__version__} has no CUDA or no _scaled_mm here"
+    ta = torch.from_numpy(np.array(a)).cuda().to(torch.float8_e4m3fn)
+    # _scaled_mm wants its second operand column-major: the transpose of a contiguous (N, K).
+    tb = torch.from_numpy(np.array(b)).cuda().to(torch.float8_e4m3fn).t().contiguous().t()
+    one = torch.ones((), device="cuda", dtype=torch.float32)
+
+    def timer(fn, args):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn(*args)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+    def product(fast):
+        def fn():
+            return torch._scaled_mm(ta, tb, scale_a=one, scale_b=one, out_dtype=torch.float32, use_fast_accum=fast)
+
+        return fn
+
+    return {
+        f"cuBLASLt FP8 torch._scaled_mm, use_fast_accum={fast}": Case(product(fast), timer=timer)
+        for fast in (False, True)
+    }
+
+
+def cases_at(n: int, native: bool, emulated: bool):
+    """The cases of one size: the two references, then the native rows and/or the emulated and integer ones."""
+    k0, k1 = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(k0, (n, n), jnp.float32)
+    b = jax.random.normal(k1, (n, n), jnp.float32)
+    cases = {
+        F32: Case(jax.jit(lambda x, y: jnp.matmul(x, y, precision=lax.Precision.HIGHEST)), (a, b)),
+        BF16: Case(jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32)),
+                   (a.astype(jnp.bfloat16), b.astype(jnp.bfloat16))),
+    }  # fmt: skip
+    notes = []
+    if native:
+        torch_cases = torch_fp8_cases(a, b)
+        if isinstance(torch_cases, str):
+            notes.append(f"cuBLASLt FP8 left out: {torch_cases}.")
+        else:
+            cases.update(torch_cases)
+        fp8_tensor = OperandSpec(nf.E4M3, granularity="tensor")
+        for name, cfg in ((FAST, MatmulConfig(fp8_tensor, fp8_tensor)), (MXFP8, "mxfp8")):
+            cases[name] = Case(jax.jit(lambda x, y, cfg=cfg: qmatmul(x, y, cfg)), (a, b))
+    if emulated:
+        # The emulated accumulator, and the integer products: int32 x int32 dots, which a
+        # GPU's cuBLAS does not take, so they run at the smaller size there.
+        cases[EMULATED] = Case(jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8")), (a, b))
+        cases["qmatmul int8_tflite profile (int32 accumulator)"] = Case(
+            jax.jit(lambda x, y: qmatmul(x, y, "int8_tflite")), (a, b))
+        x_scale = float(jnp.max(jnp.abs(a))) / 127
+        layer = intgemm.prepare_linear(b, None, x_scale=x_scale, x_zero_point=0, out_scale=x_scale * 8.0,
+                                       out_zero_point=0)  # fmt: skip
+        xq = intgemm.quantize_affine(a, x_scale, 0).astype(jnp.int8)
+        cases["intgemm.int_linear (int8 in, int8 out)"] = Case(jax.jit(intgemm.int_linear), (xq, layer))
+    return cases, notes
+
+
+def rows_of(n: int, times: dict, goal: dict):
+    ref32, ref16 = times[F32], times[BF16]
+    rows = []
+    for name, t in times.items():
+        if not t.ok:
+            rows.append((name, f"{n}^3", "fails", "", "", "", t.error[:80]))
+            continue
+        tflops = 2.0 * n**3 / t.median / 1e12
+        r32, r16 = t.median / ref32.median, t.median / ref16.median
+        verdict = ""
+        if name in goal:
+            ref, bound = goal[name]
+            got = r16 if ref == BF16 else r32
+            verdict = f"<= {bound:g}x {'bf16' if ref == BF16 else 'f32'}: {'met' if got <= bound else 'MISS'}"
+        rows.append((name, f"{n}^3", ms(t), f"{tflops:.3g}", f"{r32:.2f}x", f"{r16:.2f}x", verdict))
+    return rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=None, help="M = N = K of the native products (8192 GPU, 2048 CPU)")
+    parser.add_argument("--emulated-size", type=int, default=None, help="of the emulated and integer products (4096 GPU, 2048 CPU)")
+    add_common_args(parser, reps=5)
     args = parser.parse_args(argv)
-    n = args.size
-    rng = np.random.default_rng(0)
-    a = jnp.asarray(rng.standard_normal((n, n)), jnp.float32)
-    b = jnp.asarray(rng.standard_normal((n, n)), jnp.float32)
-
-    fp8_tensor = OperandSpec(nf.E4M3, granularity="tensor")
-    configs = {
-        "fast path: E4M3 per-tensor, FP32 accumulator": MatmulConfig(fp8_tensor, fp8_tensor),
-        "emulated: h100_fp8 (E8M13 acc, dot_width 32, promotion 128)": matmul_profile("h100_fp8"),
-        "int8_tflite profile (int32 accumulator)": matmul_profile("int8_tflite"),
-    }
-    rows = []
-    ref = median_time(jax.jit(lambda x, y: jnp.matmul(x, y, precision=lax.Precision.HIGHEST)), a, b, reps=args.repeat, warmup=1)
-    rows.append(("jnp.matmul float32 (HIGHEST)", ref))
-    for name, cfg in configs.items():
-        f = jax.jit(lambda x, y, cfg=cfg: qmatmul(x, y, cfg))
-        rows.append((name, median_time(f, a, b, reps=args.repeat, warmup=1)))
-    x_scale = float(jnp.max(jnp.abs(a))) / 127
-    layer = intgemm.prepare_linear(b, None, x_scale=x_scale, x_zero_point=0, out_scale=x_scale * 8.0,
-                                   out_zero_point=0)
-    xq = intgemm.quantize_affine(a, x_scale, 0).astype(jnp.int8)
-    f = jax.jit(lambda x, layer: intgemm.int_linear(x, layer))
-    rows.append(("intgemm.int_linear (int8 in, int8 out)", median_time(f, xq, layer, reps=args.repeat, warmup=1)))
-
-    print(f"size {n}x{n}x{n}; median of {args.repeat}; {describe()}")
-    print("| product | time (ms) | vs jnp.matmul float32 |")
-    print("| --- | --- | --- |")
-    for name, t in rows:
-        print(f"| {name} | {1e3 * t:.1f} | {t / ref:.2f}x |")
+    n = args.size or (8192 if on_gpu() else 2048)
+    n_emu = args.emulated_size or (4096 if on_gpu() else min(n, 2048))
+    reps = reps_of(args)
+    report = Report("matmul", describe("torch"),
+                    f"float32 operands from jax.random.normal; median of {reps} round-robin runs after 2 warm-ups")  # fmt: skip
+    head = ("product", "size", "ms", "TFLOP/s", "/ f32 HIGHEST", "/ bf16", "target")
+    rows, goal = [], targets()
+    groups = [(n, True, True)] if n_emu == n else [(n, True, False), (n_emu, False, True)]
+    for size, native, emulated in groups:
+        cases, notes = cases_at(size, native, emulated)
+        times = round_robin(cases, reps)
+        report.times(f"{size}^3", times)
+        rows += rows_of(size, times, goal)
+        for note in notes:
+            report.note(note)
+    report.table("", head, rows, align="lrrrrrl")
+    report.emit(args.out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

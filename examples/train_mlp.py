@@ -16,6 +16,10 @@ matrix products go through ``numfmt.matmul.dot_general`` with a config per varia
   k-means codebook of 2**bits values, Deep Compression), after training (PTQ) or
   fine-tuned with quantization in the loop (QAT: straight-through ``fake_quant`` for
   linear, centroid gradients for k-means). Activations stay float.
+* Binary weights (XNOR-Net: ``alpha * sign(w)``, ``alpha`` the mean ``|w|`` per output
+  channel), ternary weights (TWN: ``delta = 0.7 mean |w|``) and log4 weights (powers of
+  two, absmax scale per output channel), after training and with QAT (``fake_binarize``,
+  ``fake_ternarize``: the clipped straight-through estimator; ``fake_quant`` for log4).
 
 Prints the accuracy table (markdown) and saves the loss curves as a PNG.
 """
@@ -160,6 +164,15 @@ def linear_wq(bits):
     return wq
 
 
+def lowbit_wq(kind):
+    """Binary / ternary / log4 weights, one scale per output channel (the values of a column share it)."""
+    if kind == "binary":
+        return lambda w: nf.fake_binarize(w, axis=0)
+    if kind == "ternary":
+        return lambda w: nf.fake_ternarize(w, axis=0)
+    return lambda w: fake_quant(w, nf.LOG4, granularity="channel", axis=0)
+
+
 def quantize_weights(params, fn):
     return [{"w": fn(layer["w"]), "b": layer["b"]} for layer in params]
 
@@ -246,6 +259,12 @@ def run(quick=False, out_dir=".", seed=0, log=print):
         p, losses = kmeans_qat(fp32, data, bits, epochs=ft_epochs, lr=lr, batch=batch, seed=seed + 1)
         add(f"INT{bits} k-means, QAT", p, losses)
 
+    for kind, label in (("binary", "Binary (XNOR-Net alpha)"), ("ternary", "Ternary (TWN)"), ("log4", "log4")):
+        wq = lowbit_wq(kind)
+        add(f"{label}, PTQ", quantize_weights(fp32, wq))
+        p, losses = train(fp32, data, epochs=ft_epochs, lr=lr, batch=batch, seed=seed + 1, wq=wq)
+        add(f"{label}, QAT", quantize_weights(p, wq), losses)
+
     table = ["| variant | test accuracy | vs FP32 |", "| --- | --- | --- |"]
     base = rows[0][1]
     for name, acc, _ in rows:
@@ -270,6 +289,7 @@ def run(quick=False, out_dir=".", seed=0, log=print):
             ax.set_yscale("log")
             ax.legend(fontsize=7)
         fig.tight_layout()
+        os.makedirs(out_dir, exist_ok=True)
         fig.savefig(png, dpi=110)
         plt.close(fig)
         log(f"loss curves: {png}")
@@ -287,6 +307,10 @@ def main(argv=None):
                         help="repeat with seeds seed .. seed + N - 1 (data split, init, batches) and "
                              "print the mean and range of each row")
     args = parser.parse_args(argv)
+    try:  # before training: an --out that cannot be made fails now, not after minutes (issue 14)
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--out {args.out}: {exc.strerror or exc}")
     results = [run(quick=args.quick, out_dir=args.out, seed=args.seed + i) for i in range(args.seeds)]
     if args.seeds > 1:
         names = [r[0] for r in results[0]["rows"]]

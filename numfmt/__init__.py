@@ -1,140 +1,65 @@
 """numfmt: bit-exact emulation of number formats in JAX.
 
-The public surface is re-exported here; see DESIGN.md and docs/ for the layers.
+The public surface, re-exported here family by family: each module below exports all
+of its ``__all__`` here or, for the namespaces (``numfmt.analysis``, ``numfmt.testing``,
+``numfmt.ops``, ``numfmt.plot``), nothing but itself. docs/api.md lists every public
+name by layer; docs/design.md gives the layers and the decided semantics.
 """
 
-from numfmt import analysis
-from numfmt.accumulator import E8M13, Accumulator
-from numfmt.autodiff import fake_quant, quantize_grad
-from numfmt.calibration import (
-    MinMaxState,
-    calibrate,
-    minmax_init,
-    minmax_range,
-    minmax_update,
+from numfmt import (
+    accumulator,
+    analysis,
+    autodiff,
+    calibration,
+    codebook,
+    codec,
+    formats,
+    intgemm,
+    logformat,
+    lowbit,
+    lowbit_matmul,
+    matmul,
+    matmul_profiles,
+    mx,
+    packing,
+    rounding,
+    scaled,
 )
-from numfmt.codebook import (
-    CodebookArray,
-    StorageReport,
-    centroid_grads,
-    huffman_code_lengths,
-    kmeans_qat_update,
-    kmeans_quantize,
-    magnitude_prune,
-    storage_report,
-)
-from numfmt.codec import decode, encode, quantize
-from numfmt.formats import (
-    BF16,
-    E2M1,
-    E2M3,
-    E3M2,
-    E3M4,
-    E4M3,
-    E4M3B11FNUZ,
-    E4M3FNUZ,
-    E4M3IEEE,
-    E5M2,
-    E5M2FNUZ,
-    E8M0,
-    FP16,
-    FP32,
-    INT2,
-    INT4,
-    INT8,
-    INT16,
-    INT32,
-    NF4,
-    TF32,
-    UINT2,
-    UINT4,
-    UINT8,
-    CodebookFormat,
-    FloatFormat,
-    IntFormat,
-    get,
-    names,
-    register,
-)
-from numfmt.intgemm import int_gemm, quantize_multiplier, requantize
-from numfmt.matmul import MatmulConfig, OperandSpec, dot_general, qmatmul
-from numfmt.matmul_profiles import MATMUL_PROFILES, matmul_profile
-from numfmt.mx import mx_quantize, nvfp4_quantize
-from numfmt.packing import pack, packed_nbytes, unpack
-from numfmt.rounding import ROUNDING_MODES
-from numfmt.scaled import QArray, dequantize, quantize_scaled
+from numfmt.accumulator import *
+from numfmt.autodiff import *
+from numfmt.calibration import *
+from numfmt.codebook import *
+from numfmt.codec import *
+from numfmt.formats import *
+from numfmt.intgemm import *
+from numfmt.logformat import *
+from numfmt.lowbit import *
+from numfmt.lowbit_matmul import *
+from numfmt.matmul import *
+from numfmt.matmul_profiles import *
+from numfmt.mx import *
+from numfmt.packing import *
+from numfmt.rounding import *
+from numfmt.scaled import *
 
-__all__ = [
-    "BF16",
-    "E2M1",
-    "E2M3",
-    "E3M2",
-    "E3M4",
-    "E4M3",
-    "E4M3B11FNUZ",
-    "E4M3FNUZ",
-    "E4M3IEEE",
-    "E5M2",
-    "E5M2FNUZ",
-    "E8M0",
-    "E8M13",
-    "FP16",
-    "FP32",
-    "INT2",
-    "INT4",
-    "INT8",
-    "INT16",
-    "INT32",
-    "MATMUL_PROFILES",
-    "NF4",
-    "ROUNDING_MODES",
-    "TF32",
-    "UINT2",
-    "UINT4",
-    "UINT8",
-    "Accumulator",
-    "CodebookArray",
-    "CodebookFormat",
-    "FloatFormat",
-    "IntFormat",
-    "MatmulConfig",
-    "MinMaxState",
-    "OperandSpec",
-    "QArray",
-    "StorageReport",
-    "analysis",
-    "calibrate",
-    "centroid_grads",
-    "decode",
-    "dequantize",
-    "dot_general",
-    "encode",
-    "fake_quant",
-    "get",
-    "huffman_code_lengths",
-    "int_gemm",
-    "kmeans_qat_update",
-    "kmeans_quantize",
-    "magnitude_prune",
-    "matmul_profile",
-    "minmax_init",
-    "minmax_range",
-    "minmax_update",
-    "mx_quantize",
-    "names",
-    "nvfp4_quantize",
-    "pack",
-    "packed_nbytes",
-    "qmatmul",
-    "quantize",
-    "quantize_grad",
-    "quantize_multiplier",
-    "quantize_scaled",
-    "register",
-    "requantize",
-    "storage_report",
-    "unpack",
-]
+# Each family whole, in the order of the layers (docs/api.md).
+__all__ = ["analysis"]
+__all__ += formats.__all__
+__all__ += logformat.__all__
+__all__ += rounding.__all__
+__all__ += codec.__all__
+__all__ += packing.__all__
+__all__ += calibration.__all__
+__all__ += scaled.__all__
+__all__ += mx.__all__
+__all__ += codebook.__all__
+__all__ += lowbit.__all__
+__all__ += autodiff.__all__
+__all__ += accumulator.__all__
+__all__ += matmul.__all__
+__all__ += matmul_profiles.__all__
+__all__ += intgemm.__all__
+__all__ += lowbit_matmul.__all__
 
 __version__ = "0.1.0"
 

@@ -31,7 +31,7 @@ import numpy as np
 from numfmt import formats as _formats
 from numfmt import scalemath as _sm
 from numfmt.bitlayout import check_float_input, ordered
-from numfmt.checks import check_bool
+from numfmt.checks import check_bool, is_traced
 from numfmt.formats import CodebookFormat, IntFormat
 from numfmt.scaled import (
     check_clip,
@@ -164,7 +164,7 @@ def _make_scheme(x, fmt, rounding, key, rbits, saturate, scale, granularity, axi
 def _check_scale(scale, x):
     """An explicit scale: positive and finite when concrete (traced: NaN results where it is not)."""
     s = jnp.asarray(scale, x.dtype if x.dtype == jnp.float64 else jnp.float32)
-    if not isinstance(s, jax.core.Tracer):
+    if not is_traced(s):
         v = np.asarray(s, np.float64)
         if not np.all(np.isfinite(v) & (v > 0)):
             raise ValueError(f"scale must be positive and finite (values are quantize(x / scale) * scale), got {scale!r}")

@@ -11,9 +11,21 @@ import numbers
 
 import numpy as np
 
-__all__ = ["NEAREST_MODES", "check_bool", "check_codebook_rounding", "check_int", "normalize_axes"]
+__all__ = ["NEAREST_MODES", "check_bool", "check_codebook_rounding", "check_int", "is_traced", "normalize_axes",
+           "static_hint"]
 
 NEAREST_MODES = ("nearest_even", "nearest_away")
+
+
+def is_traced(value) -> bool:
+    """Whether ``value`` is a JAX tracer (an argument of a function being traced by ``jit``, ``vmap`` ...)."""
+    return type(value).__name__.endswith("Tracer")
+
+
+def static_hint(arg: str) -> str:
+    """How to pass ``arg`` as a static (trace-time) argument: the fix an error about a traced ``arg`` names."""
+    return (f"mark {arg} static (jax.jit(f, static_argnames=('{arg}',))) "
+            f"or bind it with functools.partial(f, {arg}=...)")
 
 
 def check_bool(value, arg: str) -> bool:
@@ -24,10 +36,8 @@ def check_bool(value, arg: str) -> bool:
     """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if type(value).__name__.endswith("Tracer"):
-        raise TypeError(
-            f"{arg} must be a Python bool known at trace time, got a traced value: mark {arg} "
-            f"static (jax.jit(f, static_argnames=('{arg}',))) or bind it with functools.partial")
+    if is_traced(value):
+        raise TypeError(f"{arg} must be a Python bool known at trace time, got a traced value: {static_hint(arg)}")
     raise TypeError(f"{arg} must be True or False, got {value!r} ({type(value).__name__})")
 
 
@@ -48,11 +58,8 @@ def check_codebook_rounding(fmt, rounding: str) -> None:
     A codebook format (NF4, k-means tables) has no grid to round along: it takes a
     nearest mode only, and the codec then picks the nearest table value.
     """
-    from numfmt.formats import (
-        CodebookFormat,  # formats may use these checks; import when called
-    )
-
-    if isinstance(fmt, CodebookFormat) and rounding not in NEAREST_MODES:
+    # A codebook is a format with a table of values (checks sits below the formats layer).
+    if getattr(fmt, "table", None) is not None and rounding not in NEAREST_MODES:
         raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, got {rounding!r}")
 
 

@@ -12,16 +12,16 @@ to the same float, so it names the value exactly), ``--hex`` as
 through float64 (the CLI runs the codec with ``jax_enable_x64``), so a decimal input
 is rounded once, straight to the target format, never through float32.
 
-Subcommands register themselves with the :func:`command` decorator; a module that
-adds one (``study``, ``verify``) is named in :data:`EXTENSIONS` and imported when the
-parser is built, so adding a subcommand touches no other one.
+Every subcommand is registered the one way, with the :func:`command` decorator: this
+module's own below, and those of :mod:`numfmt.study` and :mod:`numfmt.verify_cli`
+(which import nothing from here) at the end of this module. A new subcommand is a
+function registered with :func:`command`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import os
 import re
 import sys
@@ -31,7 +31,9 @@ import numpy as np
 
 import numfmt as nf
 from numfmt import formats as _formats
+from numfmt import study, verify_cli
 from numfmt.bitlayout import x64
+from numfmt.cliargs import CLIError, get_format, get_rounding
 from numfmt.describe import (
     LIST_HEADERS,
     LIST_RIGHT,
@@ -43,17 +45,12 @@ from numfmt.describe import (
     list_row,
     table,
 )
-from numfmt.rounding import ROUNDING_MODES, check_rounding
+from numfmt.rounding import ROUNDING_MODES
 
-#: Modules that register more subcommands with :func:`command` when imported.
-EXTENSIONS: tuple[str, ...] = ("numfmt.study", "numfmt.verify_cli")
+__all__ = ["CLIError", "Command", "command", "commands", "get_format", "get_rounding", "main"]
 
 #: The widest format whose every code ``numfmt values`` lists.
 MAX_VALUES_BITS = 8
-
-
-class CLIError(Exception):
-    """A user error: printed as ``numfmt: error: ...`` on stderr, exit status 2."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,23 +90,6 @@ def commands() -> list[str]:
 # ---- shared helpers ---------------------------------------------------------------------
 
 
-def get_format(name: str):
-    """The format called ``name``; a CLIError with the close names when there is none."""
-    try:
-        return _formats.get(name)
-    except (ValueError, TypeError):
-        close = _formats.close_names(name)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise CLIError(f"unknown format {name!r}.{hint} ('numfmt list' shows every format)") from None
-
-
-def get_rounding(name: str) -> str:
-    try:
-        return check_rounding(name)
-    except (ValueError, TypeError):
-        raise CLIError(f"unknown rounding {name!r}: expected one of {', '.join(ROUNDING_MODES)}") from None
-
-
 def decode_codes(codes: list[int], fmt) -> list[float]:
     """Decode ``codes`` with :func:`numfmt.decode` to float64 values."""
     import jax.numpy as jnp
@@ -137,6 +117,11 @@ def parse_code(text: str, fmt) -> int:
     return code
 
 
+# A C99 hex float needs its 0x: bare hex digits ("ff", "e5", "dead") are not numbers
+# (float.fromhex would take them), and hex codes belong to 'numfmt decode'.
+_HEX_FLOAT = re.compile(r"^\s*[+-]?0x", re.IGNORECASE)
+
+
 def parse_number(text: str) -> float:
     """A real number: decimal (``1e-3``, ``-0``), ``inf``, ``nan`` or a C99 hex float (``0x1.8p3``)."""
     try:
@@ -144,9 +129,30 @@ def parse_number(text: str) -> float:
     except ValueError:
         pass
     try:
-        return float.fromhex(text)
+        if _HEX_FLOAT.match(text):
+            return float.fromhex(text)
     except (ValueError, OverflowError):
-        raise CLIError(f"{text!r} is not a number (examples: 0.1, -2.5e3, inf, nan, 0x1.8p3)") from None
+        pass
+    raise CLIError(_not_numbers([text]))
+
+
+def _not_numbers(texts) -> str:
+    these = ", ".join(repr(t) for t in texts)
+    return (f"{these} {'is not a number' if len(texts) == 1 else 'are not numbers'} (examples: 0.1, -2.5e3, inf, "
+            "nan, and hex floats with their 0x: 0x1.8p3); to read a code, use 'numfmt decode FORMAT 0x..'")
+
+
+def parse_numbers(texts) -> list[float]:
+    """:func:`parse_number` of each text; one CLIError naming every text that is not a number."""
+    values, bad = [], []
+    for text in texts:
+        try:
+            values.append(parse_number(text))
+        except CLIError:
+            bad.append(text)
+    if bad:
+        raise CLIError(_not_numbers(bad))
+    return values
 
 
 def _value_style(parser: argparse.ArgumentParser) -> None:
@@ -228,7 +234,7 @@ def _encode_arguments(parser):
     parser.add_argument("--rounding", "-r", default="nearest_even",
                         help=f"one of {', '.join(ROUNDING_MODES)} (default nearest_even)")
     parser.add_argument("--saturate", action="store_true", help="finite values past max become +-max")
-    parser.add_argument("--seed", type=int, default=0, help="PRNG seed for --rounding stochastic (default 0)")
+    parser.add_argument("--seed", type=int, default=None, help="PRNG seed for --rounding stochastic (default 0)")
     parser.add_argument("--rbits", type=int, default=None, help="random bits that decide stochastic rounding")
     _value_style(parser)
 
@@ -239,10 +245,12 @@ def _encode(args) -> None:
     import jax.numpy as jnp
 
     fmt = get_format(args.format)
-    rounding = get_rounding(args.rounding)
-    xs = [parse_number(t) for t in args.x]
+    rounding = get_rounding(args.rounding, fmt)
+    xs = parse_numbers(args.x)
+    if rounding != "stochastic" and args.seed is not None:  # as nf.encode refuses rbits= (--rbits)
+        raise CLIError(f"--seed is only used with --rounding stochastic, got --rounding {rounding}")
     with x64():
-        key = jax.random.key(args.seed) if rounding == "stochastic" else None
+        key = jax.random.key(0 if args.seed is None else args.seed) if rounding == "stochastic" else None
         codes = nf.encode(jnp.asarray(np.asarray(xs, dtype=np.float64)), fmt, rounding,
                           key=key, rbits=args.rbits, saturate=args.saturate)
         codes = [int(c) for c in np.asarray(codes).reshape(-1)]
@@ -268,12 +276,17 @@ def _decode(args) -> None:
     print(table(["code", "bits", "value"], rows, right={2}))
 
 
+# ---- the subcommands defined in their own modules ----------------------------------------
+
+command("study", study.HELP, study.add_arguments)(study.run_args)
+command("verify", verify_cli.HELP, verify_cli.add_arguments)(verify_cli.run)
+
+
 # ---- main ---------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    for module in EXTENSIONS:
-        importlib.import_module(module)
+    """The ``numfmt`` argument parser, with a subparser per registered subcommand."""
     parser = argparse.ArgumentParser(
         prog="numfmt",
         description="Bit-exact number formats: list them, inspect one, encode and decode values.",

@@ -8,7 +8,10 @@ networks with pruning, trained quantization and Huffman coding" (ICLR 2016):
   deterministic initialisation: ``"linear"`` (evenly spaced between min and max, the
   paper's best choice) or ``"quantile"`` (the ``(i + 1/2) / k`` quantiles, "density"
   initialisation). In 1-D the clusters are intervals, so a value's label is found by
-  binary search among the midpoints of the sorted centroids.
+  binary search among the midpoints of the sorted centroids. Each centroid is the mean
+  of its cluster's values rounded to a fixed-point grid, summed exactly in integers, so
+  the codebook does not depend on the order of any reduction: it has the same bits on
+  CPU and GPU, under ``jit`` or not, and for any permutation of the values.
 * :func:`centroid_grads` / :func:`kmeans_qat_update`: the fine-tuning step of §3.3,
   where the gradient of each shared value is the sum of the gradients of the weights
   in its cluster (also what ``jax.grad`` of ``codebook[labels]`` gives).
@@ -35,7 +38,7 @@ import numpy as np
 from jax import lax
 
 from numfmt import packing as _packing
-from numfmt.bitlayout import check_float_input
+from numfmt.bitlayout import check_float_input, mul_pow2
 
 __all__ = [
     "CodebookArray",
@@ -108,31 +111,119 @@ def _check_bits(bits) -> int:
     return int(bits)
 
 
+def _flush(v):
+    """``v`` with magnitudes below 2**-126 (float32 subnormals, and -0.0) as +0.0.
+
+    XLA on CPU treats subnormal operands as zero (in a compare too) and a GPU does not,
+    so k-means never lets one reach an operation: the same bits on both.
+    """
+    return jnp.where(jnp.abs(v) < np.float32(2.0**-126), np.float32(0), v)
+
+
+def _mids(centroids):
+    return _flush((centroids[1:] + centroids[:-1]) / 2)
+
+
 def _assign(x, centroids):
     """Index of the nearest centroid (sorted centroids; a tie goes to the lower one)."""
-    mids = (centroids[1:] + centroids[:-1]) / 2
-    return jnp.searchsorted(mids, x, side="left").astype(jnp.int32)
+    return jnp.searchsorted(_mids(centroids), x, side="left").astype(jnp.int32)
+
+
+# Why the centroid means are computed in integers.
+#
+# A float32 sum's rounding depends on the order of its terms, and XLA orders a
+# reduction differently on CPU and GPU, inside a bigger jit or alone, and a GPU's
+# scatter-add (segment_sum) even from run to run. K-means fed such sums gave codebooks
+# that differed in their last bits between jit and eager on a GPU, and a label that sits
+# on a midpoint can then flip. So every sum here is exact: the values are rounded once
+# to a fixed-point grid (24 significant bits at the largest magnitude, step
+# 2**(e - 23) where max|x| < 2**e, an error of at most half a step, 2**-24 * 2**e, per
+# value), and the sums of their integers are computed exactly in int32 digits. Integer
+# addition is associative, so no order of the terms changes a bit. The remaining float
+# operations are each one IEEE-rounded add, divide, compare or exact power-of-two scale
+# that no compiler reassociates or fuses into an FMA, on normal floats only (_flush):
+# the codebook has the same bits on every backend, under jit or not, and for any
+# permutation of x.
+_GRID = 23  # grid integers lie in [-2**23, 2**23]
+MAX_VALUES = 1 << 29  # int32 digits stay exact up to this many values (see _digit_bits)
+
+
+def _digit_bits(n: int) -> int:
+    """Digit width b with n * 2**b <= 2**30: a sum of n digits, plus a carry, fits int32."""
+    return 30 - max(n - 1, 1).bit_length()
+
+
+def _exact_means(digit_sums, counts, b: int):
+    """Float32 means (in grid steps) of clusters given their exact digit sums.
+
+    ``digit_sums`` (L, k) int32: the sums of base-``2**b`` digits of the offset values
+    ``q + 2**23``; ``counts`` (k,) int32. The offset is taken off, the digits are
+    normalized with carries, and the sum T is divided by the count in long division:
+    ``T = Q * count + r`` exactly, and the mean is ``float(Q) + float(r) / float(count)``,
+    within one float32 ulp of T / count (two roundings).
+    """
+    n_digits = digit_sums.shape[0]
+    mask = (1 << b) - 1
+    j0, r0 = divmod(_GRID, b)  # where the offset count * 2**23 sits among the digits
+    carry = jnp.zeros_like(counts)
+    digits = []
+    for j in range(n_digits):
+        v = digit_sums[j] + carry - (counts << r0 if j == j0 else 0)
+        digits.append(v & mask)  # floor mod 2**b, also for negative v (two's complement)
+        carry = v >> b  # floor division by 2**b
+    cnt = jnp.maximum(counts, 1)
+    quot, rem = jnp.floor_divide(carry, cnt), jnp.remainder(carry, cnt)  # the top digit, signed
+    for d in reversed(digits):
+        v = (rem << b) + d  # < count * 2**b <= 2**30
+        quot = (quot << b) + v // cnt
+        rem = v % cnt
+    return quot.astype(jnp.float32) + rem.astype(jnp.float32) / cnt.astype(jnp.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "init", "iters"))
-def _lloyd(x, weight, *, k, init, iters):
-    """Lloyd's iterations on flat ``x``, counting only values with ``weight`` 1."""
-    big = jnp.finfo(x.dtype).max
-    lo = jnp.min(jnp.where(weight > 0, x, big))
-    hi = jnp.max(jnp.where(weight > 0, x, -big))
+def _lloyd(x, keep, *, k, init, iters):
+    """Lloyd's iterations on flat float32 ``x``, over the values where ``keep`` is True.
+
+    In 1-D a cluster is an interval of the sorted values, so the values are sorted once
+    and each cluster's sum is a difference of two prefix sums (int32 digits, which may
+    wrap: a difference of wrapped sums is exact when the true sum fits in 31 bits).
+    """
+    n = x.shape[0]
+    b = _digit_bits(n)
+    n_digits = -(-(_GRID + 2) // b)  # digits of q + 2**23, a 25-bit integer
+    m = jnp.sum(keep, dtype=jnp.int32)
+    xs = jnp.sort(jnp.where(keep, x, jnp.inf))  # the kept values first, ascending
+    xs_kept = jnp.where(jnp.arange(n) < m, xs, 0)
+    last = jnp.maximum(m - 1, 0)
+    _, e = jnp.frexp(jnp.maximum(jnp.abs(xs_kept[0]), jnp.abs(xs_kept[last])))  # max|x| < 2**e
+    e = e.astype(jnp.int32)
+    q = jnp.round(mul_pow2(xs_kept, _GRID - e)).astype(jnp.int32)  # |q| <= 2**23
+    u = q + (1 << _GRID)
+    digits = jnp.stack([(u >> (j * b)) & ((1 << b) - 1) for j in range(n_digits)])
+    prefix = jnp.pad(lax.cumsum(digits, axis=1), ((0, 0), (1, 0)))  # (L, n + 1), wrapping int32
+
+    i = jnp.arange(k, dtype=jnp.int32)
     if init == "linear":
-        c = lo + (hi - lo) * jnp.arange(k, dtype=x.dtype) / max(k - 1, 1)
+        # Evenly spaced from the smallest to the largest kept value, rounded down to the
+        # grid: lo + floor(d * i / (k - 1)) without overflowing int32.
+        lo, d = q[0], q[last] - q[0]
+        c = lo + (d // (k - 1)) * i + ((d % (k - 1)) * i) // (k - 1)
+        c = _flush(mul_pow2(c.astype(jnp.float32), e - _GRID))
     else:
-        kept = jnp.where(weight > 0, x, jnp.nan)
-        c = jnp.nanquantile(kept, (jnp.arange(k, dtype=x.dtype) + 0.5) / k)
+        # The (i + 1/2)/k quantiles: the order statistic at floor((i + 1/2)/k * (m - 1)).
+        two_k = 2 * k
+        idx = (last // two_k) * (2 * i + 1) + ((last % two_k) * (2 * i + 1)) // two_k
+        c = xs_kept[idx]
 
     def step(_, c):
-        labels = _assign(x, c)
-        sums = jax.ops.segment_sum(x * weight, labels, num_segments=k)
-        counts = jax.ops.segment_sum(weight, labels, num_segments=k)
+        pos = jnp.minimum(jnp.searchsorted(xs, _mids(c), side="right").astype(jnp.int32), m)
+        bounds = jnp.concatenate([jnp.zeros(1, jnp.int32), pos, m[None]])
+        sums = prefix[:, bounds[1:]] - prefix[:, bounds[:-1]]
+        counts = bounds[1:] - bounds[:-1]
+        means = _flush(mul_pow2(_exact_means(sums, counts, b), e - _GRID))
         # An empty cluster keeps its centroid (it lies in its own empty interval, so
         # the order of the centroids is kept); sorting guards the search anyway.
-        return jnp.sort(jnp.where(counts > 0, sums / jnp.maximum(counts, 1), c))
+        return jnp.sort(jnp.where(counts > 0, means, c))
 
     return lax.fori_loop(0, iters, step, c)
 
@@ -140,10 +231,18 @@ def _lloyd(x, weight, *, k, init, iters):
 def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask=None) -> CodebookArray:
     """Cluster ``x`` into ``2**bits`` shared values with Lloyd's algorithm (Deep Compression §3).
 
+    Each centroid is the mean of its cluster's values rounded to the grid of step
+    ``2**(e - 23)``, where ``max|x| < 2**e`` (at most half a step from each value),
+    summed exactly and divided once: within one float32 ulp of that mean, and the same
+    bits on every backend, under ``jit`` or not, for any order of the values.
+    Magnitudes below ``2**-126`` (subnormals) count as +0.0 (see :func:`_flush`).
+
     Args:
-      x: a float array (non-finite values are not supported).
+      x: a float array of at most ``2**29`` values (non-finite values are not supported).
       bits: label width, 1 to 8.
-      init: ``"linear"`` or ``"quantile"`` (deterministic; module doc).
+      init: ``"linear"`` (evenly spaced from the smallest to the largest value, rounded
+        down to the grid) or ``"quantile"`` (the order statistic at position
+        ``floor((i + 1/2) / k * (m - 1))`` of the ``m`` sorted values).
       iters: Lloyd iterations (a fixed count, so the whole fit is one ``jit``).
       mask: optional boolean array like ``x``: False marks pruned weights, which take
         label 0 with the fixed value 0 (needs ``bits >= 2``).
@@ -159,10 +258,12 @@ def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask
     x = check_float_input(x)
     if x.size == 0:
         raise ValueError("x is empty: there is nothing to cluster")
-    flat = x.reshape(-1).astype(jnp.float32)
+    if x.size > MAX_VALUES:
+        raise ValueError(f"x has {x.size} values; kmeans_quantize takes at most 2**29 (exact int32 sums)")
+    flat = _flush(x.reshape(-1).astype(jnp.float32))
     k = 1 << bits
     if mask is None:
-        codebook = _lloyd(flat, jnp.ones_like(flat), k=k, init=init, iters=iters)
+        codebook = _lloyd(flat, jnp.ones(flat.shape, bool), k=k, init=init, iters=iters)
         labels = _assign(flat, codebook)
         pruned = False
     else:
@@ -172,7 +273,7 @@ def kmeans_quantize(x, bits: int, *, init: str = "linear", iters: int = 30, mask
         if bits < 2:
             raise ValueError("a mask reserves label 0 for pruned weights, so it needs bits >= 2")
         keep = mask.reshape(-1).astype(bool)
-        c = _lloyd(flat, keep.astype(jnp.float32), k=k - 1, init=init, iters=iters)
+        c = _lloyd(flat, keep, k=k - 1, init=init, iters=iters)
         codebook = jnp.concatenate([jnp.zeros(1, jnp.float32), c])
         labels = jnp.where(keep, _assign(flat, c) + 1, 0)
         pruned = True

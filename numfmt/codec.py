@@ -19,12 +19,13 @@ import numpy as np
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt.bitlayout import F64, as_float_input
+from numfmt.checks import check_bool, is_traced
 from numfmt.decoder import check_codes, decode_any
 from numfmt.encoder import encode_any, quantize_fast_ok, quantize_float
-from numfmt.formats import CodebookFormat
+from numfmt.formats import CodebookFormat, fits
 from numfmt.nearest import nearest_ok, quantize_nearest
 
-__all__ = ["decode", "encode", "quantize"]
+__all__ = ["decode", "encode", "quantize", "quantize_dtype"]
 
 
 # ---- public API -------------------------------------------------------------------------
@@ -34,17 +35,51 @@ def _check_fmt(fmt):
     return _formats.get(fmt)
 
 
-def _check_args(x, fmt, rounding, key, rbits, random_bits, variant):
-    """Validates everything at the API boundary; returns (x, fmt, rounding, rbits)."""
+def quantize_dtype(x_dtype, fmt) -> np.dtype:
+    """The dtype of ``quantize``'s result for inputs of ``x_dtype``: one that holds every value of ``fmt``.
+
+    The rule (docs/semantics.md): ``x_dtype`` itself when it holds every value of
+    ``fmt`` (:func:`numfmt.formats.fits`); else float32 when that does (float16 and
+    bfloat16 inputs of a wider format, e.g. float16 into bf16, whose 65408..65504 round
+    to 65536, past float16); else float64 when ``jax_enable_x64`` is on. Else (integer
+    formats wider than 24 bits, custom float formats beyond float32, without x64) the
+    result is float32 and the values float32 cannot hold are rounded once to it, as
+    ``decode(codes, fmt, float32)`` does: for intN that is only the clamp bound
+    ``2**(N-1) - 1`` (and ``-(2**(N-1) - 1)`` when narrow).
+    """
+    x_dtype = np.dtype(x_dtype)
     fmt = _formats.get(fmt)
-    rounding = _rounding.check_rounding(rounding)
+    if fits(fmt, x_dtype):
+        return x_dtype
+    if fits(fmt, np.float32) or not jax.config.jax_enable_x64:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _check_key(key):
+    """A key for stochastic rounding: a ``jax.random.key`` (typed) or a legacy ``PRNGKey`` (uint32[2])."""
+    if isinstance(key, (jax.Array, np.ndarray)) or is_traced(key):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape == (2,)):
+            return key
+        what = f"an array of dtype {key.dtype} and shape {key.shape}"
+    else:
+        what = f"{key!r} ({type(key).__name__})"
+    raise TypeError(f"key must be a JAX random key, made by jax.random.key(seed) (or jax.random.PRNGKey(seed)), "
+                    f"got {what}")
+
+
+def _check_args(x, fmt, rounding, key, rbits, random_bits, variant, saturate):
+    """Validates everything at the API boundary; returns (x, fmt, rounding, rbits, saturate)."""
+    fmt = _formats.get(fmt)
+    rounding = _rounding.check_rounding(rounding, fmt)
+    saturate = check_bool(saturate, "saturate")
     x_in = jnp.asarray(x)
     _, lay = as_float_input(x_in)
     if rounding != "stochastic":
         for name, value in (("key", key), ("rbits", rbits), ("random_bits", random_bits)):
             if value is not None:
                 raise ValueError(f"{name} is only used with rounding='stochastic', got rounding={rounding!r}")
-        return x_in, fmt, rounding, None
+        return x_in, fmt, rounding, None, saturate
     if isinstance(fmt, CodebookFormat):
         raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, not 'stochastic'")  # noqa: TRY004
     width = 64 if lay is F64 else 32
@@ -58,6 +93,8 @@ def _check_args(x, fmt, rounding, key, rbits, random_bits, variant):
         raise ValueError("rounding='stochastic' needs key= (a jax.random key) or random_bits=")
     if key is not None and random_bits is not None:
         raise ValueError("pass either key= or random_bits=, not both")
+    if key is not None:
+        _check_key(key)
     if random_bits is not None:
         rb = jnp.asarray(random_bits)
         want = jnp.uint64 if width == 64 else jnp.uint32
@@ -65,7 +102,7 @@ def _check_args(x, fmt, rounding, key, rbits, random_bits, variant):
             raise TypeError(f"random_bits must have dtype {jnp.dtype(want).name} for {x_in.dtype} inputs, got {rb.dtype}")
         if rb.shape != x_in.shape:
             raise ValueError(f"random_bits must have the shape of x, {x_in.shape}, got {rb.shape}")
-    return x_in, fmt, rounding, rbits
+    return x_in, fmt, rounding, rbits, saturate
 
 
 def _random_words(x, key, random_bits, rounding):
@@ -83,16 +120,18 @@ def _encode_jit(x, key, random_bits, fmt, rounding, saturate, rbits, variant):
     return encode_any(x, fmt, rounding, saturate, (rand, rbits, variant))
 
 
-@functools.partial(jax.jit, static_argnames=("fmt", "rounding", "saturate", "rbits", "variant"))
-def _quantize_jit(x, key, random_bits, fmt, rounding, saturate, rbits, variant):
+@functools.partial(jax.jit, static_argnames=("fmt", "rounding", "saturate", "rbits", "variant", "dtype"))
+def _quantize_jit(x, key, random_bits, fmt, rounding, saturate, rbits, variant, dtype):
     rand = _random_words(x, key, random_bits, rounding)
     sr = (rand, rbits, variant)
     xw, lay = as_float_input(x)
+    # The short paths compute in the input's layout (float32 for float16 and bfloat16),
+    # which holds every value of fmt there, so the cast to dtype is exact.
     if rounding == "nearest_even" and nearest_ok(fmt, lay):
-        return quantize_nearest(xw, fmt, saturate, lay).astype(x.dtype)
+        return quantize_nearest(xw, fmt, saturate, lay).astype(dtype)
     if quantize_fast_ok(fmt, lay):
-        return quantize_float(xw, fmt, rounding, saturate, lay, sr).astype(x.dtype)
-    return decode_any(encode_any(x, fmt, rounding, saturate, sr), fmt, x.dtype)
+        return quantize_float(xw, fmt, rounding, saturate, lay, sr).astype(dtype)
+    return decode_any(encode_any(x, fmt, rounding, saturate, sr), fmt, dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("fmt", "dtype"))
@@ -135,8 +174,8 @@ def encode(
       unsigned codes in the smallest container (uint8 up to 8 bits, uint16, uint32),
       sub-byte codes in the low bits; signed integer formats give two's complement.
     """
-    x, fmt, rounding, rbits = _check_args(x, fmt, rounding, key, rbits, random_bits, sr_variant)
-    return _encode_jit(x, key, random_bits, fmt, rounding, bool(saturate), rbits, sr_variant)
+    x, fmt, rounding, rbits, saturate = _check_args(x, fmt, rounding, key, rbits, random_bits, sr_variant, saturate)
+    return _encode_jit(x, key, random_bits, fmt, rounding, saturate, rbits, sr_variant)
 
 
 def decode(codes, fmt, dtype=jnp.float32):
@@ -164,10 +203,17 @@ def quantize(
     random_bits=None,
     sr_variant="truncate",
 ):
-    """Round ``x`` to a value of ``fmt`` by ``rounding``; the result has ``x``'s dtype.
+    """Round ``x`` to a value of ``fmt`` by ``rounding``, returned as floats.
 
-    Equal to ``decode(encode(x, fmt, ...), fmt, x.dtype)`` (the arguments are those of
-    :func:`encode`), computed without forming the codes where the format allows.
+    Equal to ``decode(encode(x, fmt, ...), fmt, quantize_dtype(x.dtype, fmt))`` (the
+    arguments are those of :func:`encode`), computed without forming the codes where the
+    format allows. The result has ``x``'s dtype when that holds every value of ``fmt``,
+    else float32 (or float64 with x64) so that no value of ``fmt`` turns into another
+    or into inf (:func:`quantize_dtype`, docs/semantics.md).
+
+    ``rounding`` is the third positional argument, as in the contract of docs/design.md
+    ``quantize(x, fmt, rounding)``: the codec's calls read like a cast with a mode. The
+    scaled functions take it keyword-only, after their scale options.
     """
-    x, fmt, rounding, rbits = _check_args(x, fmt, rounding, key, rbits, random_bits, sr_variant)
-    return _quantize_jit(x, key, random_bits, fmt, rounding, bool(saturate), rbits, sr_variant)
+    x, fmt, rounding, rbits, saturate = _check_args(x, fmt, rounding, key, rbits, random_bits, sr_variant, saturate)
+    return _quantize_jit(x, key, random_bits, fmt, rounding, saturate, rbits, sr_variant, quantize_dtype(x.dtype, fmt))

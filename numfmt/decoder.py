@@ -10,7 +10,8 @@ import numpy as np
 from jax import lax
 
 from numfmt.bitlayout import F32, F64
-from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
+from numfmt.formats import CodebookFormat, FloatFormat, IntFormat, fits
+from numfmt.logcodec import decode_log
 
 
 def compose(S_int, k, lay):
@@ -25,15 +26,6 @@ def compose(S_int, k, lay):
     sub_bits = S_int << jnp.clip(k + Si(kmin), 0, Si(lay.width - 1)).astype(U)
     bits = jnp.where(new_e >= 1, normal_bits, sub_bits)
     return jnp.where(S_int == 0, U(0), bits)
-
-
-def fits(fmt: FloatFormat, dtype) -> bool:
-    info = np.finfo(dtype)
-    return (
-        fmt.man_bits <= info.nmant
-        and fmt.emax <= info.maxexp - 1
-        and fmt.emin - (fmt.man_bits if fmt.subnormals else 0) >= info.minexp - info.nmant
-    )
 
 
 def decode_float(codes, fmt: FloatFormat, lay):
@@ -57,15 +49,8 @@ def decode_float(codes, fmt: FloatFormat, lay):
     out = lax.bitcast_convert_type(bits, lay.dtype)
     if fmt.has_inf:
         out = jnp.where(C == U(fmt.inf_code), jnp.where(sign, -jnp.inf, jnp.inf).astype(lay.dtype), out)
-    if fmt.specials == "ieee":
-        is_nan = (E == (1 << fmt.exp_bits) - 1) & (M != 0)
-    elif fmt.specials in ("fn", "e8m0"):
-        is_nan = C == U((1 << (fmt.exp_bits + p)) - 1)
-    elif fmt.specials == "fnuz":
-        is_nan = c == U(fmt.sign_mask)
-    else:
-        is_nan = None
-    if is_nan is not None:
+    if fmt.has_nan:  # which codes are NaN is the format's answer (formats.FloatFormat.is_nan_code)
+        is_nan = fmt.is_nan_code(c & U((1 << fmt.bits) - 1))
         out = jnp.where(is_nan, jnp.array(jnp.nan, lay.dtype), out)
     return out
 
@@ -85,12 +70,10 @@ def table_value(fmt, code):
         return fmt.table[code] if code < len(fmt.table) else np.nan
     mag = code & ~fmt.sign_mask
     neg = bool(code & fmt.sign_mask)
-    if fmt.specials == "fnuz" and code == fmt.sign_mask:
+    if fmt.is_nan_code(code):
         return np.nan
-    if mag > fmt.max_code:
-        if fmt.has_inf and mag == fmt.inf_code:
-            return -np.inf if neg else np.inf
-        return np.nan
+    if code in fmt.inf_codes:
+        return -np.inf if neg else np.inf
     v = float(fmt.value_of(mag))
     return -v if neg and (v != 0 or fmt.has_negative_zero) else v
 
@@ -104,6 +87,8 @@ def check_codes(codes):
 
 def decode_any(codes, fmt, dtype):
     dtype = np.dtype(dtype)
+    if fmt.kind == "log":  # the logarithmic formats: a table of correctly rounded powers
+        return decode_log(codes, fmt, dtype)
     if isinstance(fmt, IntFormat):
         c = codes.astype(jnp.uint32) & jnp.uint32((1 << fmt.bits) - 1)
         if fmt.signed:

@@ -21,7 +21,14 @@ def is_int(fmt) -> bool:
 
 
 def format_value(value, style: str = "repr", integer: bool = False) -> str:
-    """Show one value: ``repr`` of its float64, ``float.hex`` or the exact decimal."""
+    """One number as text, the one way numfmt prints numbers (CLI, tables, reports, verify).
+
+    ``style``: ``"repr"`` (the shortest decimal that reads back to the same float64, so
+    it names the value exactly), ``"hex"`` (``float.hex`` without trailing zeros),
+    ``"exact"`` (the exact decimal expansion), or a format spec such as ``".3g"``.
+    Non-finite values are ``nan``, ``inf``, ``-inf`` in every style; with ``integer``
+    an integral value prints as an integer (``448``, not ``448.0``).
+    """
     v = float(value)
     if math.isnan(v):
         return "nan"
@@ -29,11 +36,13 @@ def format_value(value, style: str = "repr", integer: bool = False) -> str:
         return "inf" if v > 0 else "-inf"
     if integer and v == int(v):
         return str(int(v))
+    if style == "repr":
+        return repr(v)
     if style == "hex":
         return short_hex(v)
     if style == "exact":
         return str(Decimal(v))
-    return repr(v)
+    return format(v, style)
 
 
 def short_hex(v: float) -> str:
@@ -59,6 +68,8 @@ def layout(fmt) -> str:
         return f"s{int(fmt.signed)}e{fmt.exp_bits}m{fmt.man_bits}"
     if fmt.kind == "int":
         return f"{'' if fmt.signed else 'u'}int{fmt.bits}{' narrow' if fmt.narrow else ''}"
+    if fmt.kind == "log":
+        return fmt.describe_layout()
     return f"{len(fmt.values())} values"
 
 
@@ -105,7 +116,7 @@ def card(fmt, style: str = "repr") -> list[tuple[str, str]]:
     names = aliases(fmt)
     fields = [("name", fmt.name)] + ([("aliases", ", ".join(names))] if names else [])
     fields += [("kind", fmt.kind), ("bits", str(fmt.bits))]
-    builder = {"float": _float_card, "int": _int_card}.get(fmt.kind, _codebook_card)
+    builder = {"float": _float_card, "int": _int_card, "log": _log_card}.get(fmt.kind, _codebook_card)
     fields += builder(fmt, style)
     dtype = fmt.dtype
     fields.append(("ml_dtypes", dtype.name if dtype is not None else "none"))
@@ -119,22 +130,14 @@ def aliases(fmt) -> list[str]:
     return _formats.aliases(fmt.name)
 
 
-def _code_ranges(lo: int, hi: int, sign_mask: int, bits: int) -> str:
-    """Magnitude codes ``lo..hi`` with both signs (one sign when ``sign_mask`` is 0)."""
-    spans = [(lo, hi)] + ([(lo | sign_mask, hi | sign_mask)] if sign_mask else [])
-    return ", ".join(hex_code(a, bits) if a == b else f"{hex_code(a, bits)}..{hex_code(b, bits)}" for a, b in spans)
+def _code_span(lo: int, hi: int, bits: int) -> str:
+    return hex_code(lo, bits) if lo == hi else f"{hex_code(lo, bits)}..{hex_code(hi, bits)}"
 
 
 def _nan_codes(fmt) -> str:
     if not fmt.has_nan:
         return "none"
-    ones = (1 << (fmt.exp_bits + fmt.man_bits)) - 1
-    if fmt.specials == "ieee":
-        codes = _code_ranges(fmt.inf_code + 1, ones, fmt.sign_mask, fmt.bits)
-    elif fmt.specials == "fnuz":
-        codes = hex_code(fmt.sign_mask, fmt.bits)
-    else:  # fn, e8m0: all ones
-        codes = _code_ranges(ones, ones, fmt.sign_mask, fmt.bits)
+    codes = ", ".join(_code_span(lo, hi, fmt.bits) for lo, hi in fmt.nan_code_ranges)
     return f"{codes}  (encode gives {hex_code(fmt.nan_code, fmt.bits)})"
 
 
@@ -170,11 +173,7 @@ def _float_card(fmt, style: str) -> list[tuple[str, str]]:
         ("eps", show(fmt.eps, _power_of_two(fmt.eps))),
         ("subnormals", "yes" if fmt.subnormals else "no"),
     ]
-    inf = "none"
-    if fmt.has_inf:
-        inf = f"+inf {hex_code(fmt.inf_code, fmt.bits)}"
-        if fmt.signed:
-            inf += f", -inf {hex_code(fmt.inf_code | fmt.sign_mask, fmt.bits)}"
+    inf = ", ".join(f"{sign}inf {hex_code(code, fmt.bits)}" for sign, code in zip("+-", fmt.inf_codes)) or "none"
     zero = "none" if not fmt.has_zero else hex_code(0, fmt.bits)
     card += [
         ("inf", inf),
@@ -216,4 +215,26 @@ def _codebook_card(fmt, style: str) -> list[tuple[str, str]]:
         ("max", format_value(fmt.max, style)),
         ("values", ", ".join(format_value(v, style) for v in values)),
         ("dynamic range", f"{math.log2(fmt.max / min(nonzero)):.2f} binades  (log2(max / smallest non-zero))"),
+    ]
+
+
+def _log_card(fmt, style: str) -> list[tuple[str, str]]:
+    """The fields of ``numfmt info`` for a log format (after name, aliases, kind and bits)."""
+    sign = f"sign {int(fmt.signed)} + " if fmt.signed else "no sign, "
+    top = (1 << fmt.exp_bits) - 1
+    base = "2" if fmt.root == 1 else "sqrt(2)"
+    power = "2**e" if fmt.root == 1 else "2**(e/2)"
+    return [
+        ("layout", f"{fmt.describe_layout()}: {sign}exponent field {fmt.exp_bits} = {fmt.bits} bits"),
+        ("values", f"0 and {'±' if fmt.signed else ''}{base}**e for e = {fmt.emin} .. {fmt.emax}"),
+        ("codes", f"field 0 is zero; field F = 1..{top} is {power} with e = F - {fmt.bias}"),
+        ("max", f"{format_value(fmt.max, style)}  ({base}**{fmt.emax})"),
+        ("min", f"{format_value(fmt.min_normal, style)}  ({base}**{fmt.emin}, the smallest positive value)"),
+        ("inf", "none"),
+        ("NaN", "none (encode gives +0 for NaN)"),
+        ("zero", hex_code(0, fmt.bits)),
+        ("-0", hex_code(fmt.sign_mask, fmt.bits) if fmt.signed else "none"),
+        ("rounding", "linear-domain modes (default nearest_even) and nearest_log"
+                     + ("; stochastic" if fmt.stochastic_rounding else "")),
+        ("dynamic range", f"{(fmt.emax - fmt.emin) / fmt.root:.2f} binades  (log2(max / min))"),
     ]

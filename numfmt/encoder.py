@@ -31,9 +31,10 @@ import numpy as np
 from jax import lax
 
 from numfmt import rounding as _rounding
+from numfmt import special_values as sv
 from numfmt.bitlayout import as_float_input, split_bits
-from numfmt.decoder import fits
-from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
+from numfmt.formats import CodebookFormat, FloatFormat, IntFormat, fits
+from numfmt.logcodec import encode_log
 
 # ---- float targets ----------------------------------------------------------------------
 
@@ -95,47 +96,42 @@ def settle(C, sign, sig, is_nan, is_inf, fmt: FloatFormat, rounding, saturate, U
     """Apply overflow, the specials, the sign of zero and the unsigned range.
 
     Returns ``(C, neg, nan, inf)``: the final magnitude code (clamped to ``max_code``),
-    whether the result carries a minus sign, and whether it is NaN or infinity.
-    The rules are those of docs/semantics.md.
+    whether the result carries a minus sign, and whether it is NaN or infinity. The
+    decisions are :mod:`numfmt.special_values`' (docs/semantics.md), shared with the
+    short path of :mod:`numfmt.nearest`.
     """
     max_code = U(fmt.max_code)
     overflow = (C > max_code) & ~(is_nan | is_inf)
     raw_nonzero = C != 0
-    C = jnp.minimum(C, max_code)
+    C = jnp.minimum(C, max_code)  # MAX: the largest magnitude, already there
     # An infinite input's bits read as a finite code (2**128 for float32), which a
     # format whose range reaches that far would keep: where inf becomes a finite
     # value (saturate, or no inf and no NaN) that value is the largest.
     C = jnp.where(is_inf, max_code, C)
-    to_inf = jnp.zeros_like(sign) if saturate else _rounding.overflows_to_infinity(rounding, sign)
-    to_infinity = (overflow & to_inf) | is_inf
-    nan = jnp.zeros_like(sign)
-    if fmt.has_inf:
-        inf = to_infinity
-    else:
-        # No inf: "infinity" is NaN where the format has NaN, else the largest value;
-        # with saturate, an infinite input becomes the largest value too.
-        inf = nan
-        if fmt.has_nan:
-            nan = (overflow & to_inf) | (is_inf & (not saturate))
-    if fmt.has_negative_zero:
-        neg = sign
-    else:
-        neg = sign & (C != 0)
+    nan = inf = jnp.zeros_like(sign)
+    # Overflows the mode rounds toward infinity (IEEE 754 §7.4); the others stay at MAX.
+    to_infinity = overflow & _rounding.overflows_to_infinity(rounding, sign)
+    for rule, where in ((sv.overflow_result(fmt, saturate), to_infinity), (sv.inf_result(fmt, saturate), is_inf)):
+        if rule == sv.INF:
+            inf = inf | where
+        elif rule == sv.NAN:
+            nan = nan | where
+    neg = sign if sv.keeps_negative_zero(fmt) else sign & (C != 0)
     if not fmt.signed:
         # The non-negative half of a signed format: a negative value that does not
         # round to zero is out of range.
         out = sign & (raw_nonzero | (not fmt.has_zero) | is_inf)
-        if fmt.has_nan:
+        if sv.negative_result(fmt) == sv.NAN:
             nan = nan | out
         else:
             C = jnp.where(out, U(0), C)
             inf = inf & ~out
         neg = jnp.zeros_like(sign)
-    if not fmt.has_zero:
+    if sv.zero_result(fmt) == sv.NAN:
         nan = nan | (sig == 0)  # zero has no code (E8M0)
-    if fmt.has_nan:
+    if sv.nan_result(fmt) == sv.NAN:
         nan = nan | is_nan
-    else:
+    else:  # +0
         C = jnp.where(is_nan, U(0), C)
         neg = neg & ~is_nan
         inf = inf & ~is_nan
@@ -252,6 +248,10 @@ def encode_codebook(x, fmt: CodebookFormat, rounding):
 
 def encode_any(x, fmt, rounding, saturate, sr):
     x, lay = as_float_input(x)
+    if fmt.kind == "log":  # the logarithmic formats have their own engine
+        if rounding == "stochastic":  # base 2: the float engine's on the equal float format
+            return encode_float(x, fmt.as_float_format(), rounding, saturate, lay, sr).astype(fmt.code_dtype)
+        return encode_log(x, fmt, rounding, lay)
     if isinstance(fmt, IntFormat):
         return encode_int(x, fmt, rounding, lay, sr)
     if isinstance(fmt, CodebookFormat):

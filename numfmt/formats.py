@@ -39,6 +39,8 @@ from fractions import Fraction
 import ml_dtypes
 import numpy as np
 
+from numfmt.checks import check_bool, is_traced, static_hint
+
 SPECIALS = ("ieee", "fn", "fnuz", "none", "e8m0")
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "Format",
     "IntFormat",
     "aliases",
+    "fits",
     "get",
     "names",
     "register",
@@ -238,6 +241,45 @@ class FloatFormat(Format):
         """The magnitude code of infinity, or None."""
         return ((1 << self.exp_bits) - 1) << self.man_bits if self.has_inf else None
 
+    @property
+    def inf_codes(self) -> tuple[int, ...]:
+        """Every code (with sign) that means an infinity: ``(+inf,)`` or ``(+inf, -inf)``; ``()`` without inf."""
+        if not self.has_inf:
+            return ()
+        return (self.inf_code, self.inf_code | self.sign_mask) if self.signed else (self.inf_code,)
+
+    @property
+    def _first_nan_magnitude(self) -> int:
+        # Past max_code come inf (IEEE) and then the NaNs; all ones + 1 where there is no NaN.
+        if not self.has_nan:
+            return 1 << (self.exp_bits + self.man_bits)
+        return self.max_code + 1 + int(self.has_inf)
+
+    @property
+    def nan_code_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Every code (with sign) that means NaN, as inclusive ``(first, last)`` ranges; ``()`` without NaN.
+
+        IEEE: exponent all ones with a non-zero mantissa, both signs; ``fn`` and ``e8m0``:
+        all ones (both signs where signed); ``fnuz``: the code of -0 alone.
+        """
+        if not self.has_nan:
+            return ()
+        if self.specials == "fnuz":
+            return ((self.sign_mask, self.sign_mask),)
+        lo, hi = self._first_nan_magnitude, (1 << (self.exp_bits + self.man_bits)) - 1
+        return ((lo, hi), (lo | self.sign_mask, hi | self.sign_mask)) if self.signed else ((lo, hi),)
+
+    def is_nan_code(self, code):
+        """Whether ``code`` (with sign, no bits above ``bits``) means NaN.
+
+        ``code`` is a Python int or an unsigned integer array (NumPy or JAX: only
+        comparisons and masks are used), so the decoder asks the same question as the
+        tables; the answer agrees with :attr:`nan_code_ranges`.
+        """
+        if self.specials == "fnuz":
+            return code == self.sign_mask
+        return (code & ((1 << (self.exp_bits + self.man_bits)) - 1)) >= self._first_nan_magnitude
+
     # ---- finfo-like values ----------------------------------------------------------
     @property
     def emax(self) -> int:
@@ -365,9 +407,13 @@ class IntFormat(Format):
     def emax(self) -> int:
         return self.bits - int(self.signed) - 1
 
-    @property
-    def nan_code(self):
-        return None
+    nan_code = None
+    inf_codes = ()
+    nan_code_ranges = ()
+
+    def is_nan_code(self, code):
+        """Always false (for an int, or elementwise for an array): no code of an integer format is NaN."""
+        return code < 0  # codes are non-negative: False, or an all-False array
 
     def values(self) -> np.ndarray:
         """Every value in increasing order, as float64."""
@@ -398,6 +444,18 @@ class CodebookFormat(Format):
     has_inf = False
     has_nan = False
     signed = True
+    nan_code = None
+    inf_codes = ()
+
+    @property
+    def nan_code_ranges(self) -> tuple[tuple[int, int], ...]:
+        """The codes past the table, which ``decode`` reads as NaN (``()`` for a full table)."""
+        top = (1 << self.bits) - 1
+        return ((len(self.table), top),) if len(self.table) <= top else ()
+
+    def is_nan_code(self, code):
+        """Whether ``code`` lies past the table (``decode`` reads those codes as NaN)."""
+        return code >= len(self.table)
 
     def __post_init__(self):
         table = tuple(float(v) for v in self.table)
@@ -421,6 +479,35 @@ class CodebookFormat(Format):
         return np.array(self.table, dtype=np.float64)
 
     dtype = None
+
+
+# ---- which native float types hold a format ----------------------------------------
+
+
+@functools.cache
+def _fits(fmt: Format, dtype: np.dtype) -> bool:
+    info = ml_dtypes.finfo(dtype)  # numpy's finfo does not know bfloat16
+    if isinstance(fmt, FloatFormat):
+        # The lowest binade's step, 2**(emin - man_bits), must be a step of dtype: with
+        # or without subnormals, the values of that binade need every mantissa bit.
+        return (fmt.man_bits <= info.nmant and fmt.emax <= info.maxexp - 1
+                and fmt.emin - fmt.man_bits >= info.minexp - info.nmant)
+    if isinstance(fmt, IntFormat):
+        return max(fmt.max, -fmt.min) <= 2 ** (info.nmant + 1)  # every integer up to 2**(p+1) is exact
+    # Codebooks and the other families (numfmt.logformat.LogFormat): every value, as
+    # float64, is a value of dtype (a power of sqrt(2) is held by float64 alone, rounded).
+    with np.errstate(over="ignore"):  # a value past dtype's range casts to inf: not held
+        return all(float(dtype.type(v)) == v for v in fmt.values())
+
+
+def fits(fmt, dtype) -> bool:
+    """Whether every value of ``fmt`` is exactly a value of the float ``dtype`` (float16 to float64).
+
+    The one "fits" predicate of the codec: ``quantize``'s result dtype, ``decode``'s
+    exact path and the codec's short paths ask it. A float format fits when its
+    mantissa, its largest binade and the step of its lowest binade all fit ``dtype``.
+    """
+    return _fits(get(fmt), np.dtype(dtype))
 
 
 # ---- the registry -----------------------------------------------------------------
@@ -500,6 +587,7 @@ _MATCHING_DTYPES = {
 
 _REGISTRY: dict[str, Format] = {}
 _ALIASES: dict[str, str] = {}
+_BUILTIN_NAMES: frozenset = frozenset()  # filled in once the built-in formats are registered
 
 
 def _normalize(name: str) -> str:
@@ -507,13 +595,34 @@ def _normalize(name: str) -> str:
 
 
 def register(fmt: Format, *aliases: str, overwrite: bool = False) -> Format:
-    """Add ``fmt`` to the registry under its name and ``aliases``; returns ``fmt``."""
+    """Add ``fmt`` to the registry under its name and ``aliases``; returns ``fmt``.
+
+    A name or alias that already names another format is refused (ValueError naming
+    it) unless ``overwrite=True``; registering an equal format again is a no-op. The
+    built-in formats' names and aliases are never replaced, not even with ``overwrite``:
+    their constants (``numfmt.E4M3``) and the presets built on them (MX, NVFP4, the
+    matmul profiles) would keep the old format while ``get`` returned the new one.
+    """
     if not isinstance(fmt, Format):
         raise TypeError(f"fmt must be a FloatFormat, IntFormat or CodebookFormat, got {type(fmt).__name__}")
-    for key in (fmt.name, *aliases):
-        key = _normalize(key)
-        if not overwrite and key in _ALIASES and _ALIASES[key] != fmt.name:
-            raise ValueError(f"the name {key!r} is taken by format {_ALIASES[key]!r}")
+    overwrite = check_bool(overwrite, "overwrite")
+    keys = []
+    for alias in (fmt.name, *aliases):
+        if not isinstance(alias, str) or not alias.strip():
+            raise TypeError(f"aliases must be non-empty strs, got {alias!r}")
+        key = _normalize(alias)
+        held = _REGISTRY.get(_ALIASES.get(key))
+        if held is not None and held != fmt:
+            if held.name in _BUILTIN_NAMES:
+                raise ValueError(
+                    f"the name {key!r} belongs to the built-in format {held.name!r} ({held!r}) and cannot be "
+                    f"replaced; register your format under a new name")
+            if not overwrite:
+                raise ValueError(
+                    f"the name {key!r} is taken by format {held.name!r} ({held!r}); pass overwrite=True to "
+                    f"replace it")
+        keys.append(key)
+    for key in keys:
         _ALIASES[key] = fmt.name
     _REGISTRY[fmt.name] = fmt
     return fmt
@@ -547,6 +656,7 @@ for _fmt, _aliases in [
 ]:
     register(_fmt, *_aliases)
 
+_BUILTIN_NAMES = frozenset(_REGISTRY)
 _INT_NAME = re.compile(r"^(u?)int(\d+)(_narrow)?$")
 
 
@@ -570,14 +680,22 @@ def get(name) -> Format:
     """
     if isinstance(name, Format):
         return name
+    if is_traced(name):
+        raise TypeError(f"fmt must be known at trace time (a format object or a name), got a traced value: "
+                        f"formats are static arguments; {static_hint('fmt')}")
     if not isinstance(name, str):
-        raise TypeError(f"format must be a format object or a name (str), got {type(name).__name__}")
+        raise TypeError(f"format must be a format object (FloatFormat, IntFormat, CodebookFormat) or a name (str), "
+                        f"got {type(name).__name__}")
     key = _normalize(name)
     if key in _ALIASES:
         return _REGISTRY[_ALIASES[key]]
     match = _INT_NAME.match(key)
-    if match and 1 <= int(match.group(2)) <= 32:
-        return _int_format(bool(match.group(1)), int(match.group(2)), bool(match.group(3)))
+    if match:
+        bits = int(match.group(2))
+        if 1 <= bits <= 32:
+            return _int_format(bool(match.group(1)), bits, bool(match.group(3)))
+        raise ValueError(f"unknown format {name!r}: integer formats (intN, uintN, intN_narrow) have N = 1 to 32 "
+                         f"bits, got {bits}")
     known = sorted(_ALIASES)
     close = difflib.get_close_matches(key, known, n=5, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""

@@ -35,6 +35,7 @@ from jax import lax
 from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import scaled as _scaled
+from numfmt.checks import check_bool
 from numfmt.formats import IntFormat
 
 __all__ = [
@@ -138,8 +139,13 @@ def _magnitude(x):
     return jnp.where(x < 0, ~u + jnp.uint32(1), u)
 
 
-def _as_int32(a):
-    return jnp.asarray(a).astype(jnp.int32)
+def _as_int32(a, arg="x"):
+    """``a`` as int32; a TypeError naming ``arg`` for float (or bool) input, which a cast would truncate."""
+    a = jnp.asarray(a)
+    if not jnp.issubdtype(a.dtype, jnp.integer):
+        raise TypeError(f"{arg} must be integers (an int array or Python int), got dtype {a.dtype}: quantize "
+                        f"floats first (quantize_affine, or quantize_scaled with an IntFormat)")
+    return a.astype(jnp.int32)
 
 
 def saturating_rounding_doubling_high_mul(a, b):
@@ -149,7 +155,7 @@ def saturating_rounding_doubling_high_mul(a, b):
     and a division truncating toward zero; the single overflow, ``INT32_MIN**2``,
     saturates to ``INT32_MAX``. Int32 arrays in, int32 out (broadcasting).
     """
-    a, b = jnp.broadcast_arrays(_as_int32(a), _as_int32(b))
+    a, b = jnp.broadcast_arrays(_as_int32(a, "a"), _as_int32(b, "b"))
     neg = (a < 0) != (b < 0)
     hi, lo = _wide_mul(_magnitude(a), _magnitude(b))
     nudge = jnp.where(neg, jnp.uint32(2**30 - 1), jnp.uint32(2**30))  # P + 2**30 (- 1 when negative)
@@ -168,7 +174,7 @@ def rounding_divide_by_pot(x, exponent):
     ``exponent`` in [0, 31] (int or int32 array, broadcasting).
     """
     x = _as_int32(x)
-    e = _as_int32(exponent)
+    e = _as_int32(exponent, "exponent")
     mask = lax.bitcast_convert_type((jnp.uint32(1) << e.astype(jnp.uint32)) - jnp.uint32(1), jnp.int32)
     remainder = x & mask
     threshold = (mask >> 1) + (x < 0).astype(jnp.int32)
@@ -177,7 +183,7 @@ def rounding_divide_by_pot(x, exponent):
 
 def _single_rounding(x, m, shift):
     """``(x * m + 2**(t-1)) >> t`` with ``t = 31 - shift``, in 64 bits, low 32 bits kept."""
-    x, m, shift = jnp.broadcast_arrays(_as_int32(x), _as_int32(m), _as_int32(shift))
+    x, m, shift = jnp.broadcast_arrays(_as_int32(x), _as_int32(m, "m"), _as_int32(shift, "shift"))
     neg = (x < 0) != (m < 0)
     hi, lo = _wide_mul(_magnitude(x), _magnitude(m))
     # two's complement negation of the 64-bit product
@@ -216,7 +222,7 @@ def multiply_by_quantized_multiplier(x, m, shift, *, rounding: str = "double"):
             raise ValueError(f"shift must be in [{lo}, {hi}] for rounding={rounding!r}, got {s.min()}..{s.max()}")
     if rounding == "single":
         return _single_rounding(x, m, shift)
-    x, shift = _as_int32(x), _as_int32(shift)
+    x, shift = _as_int32(x), _as_int32(shift, "shift")
     left = jnp.maximum(shift, 0)
     right = jnp.maximum(-shift, 0)
     shifted = lax.shift_left(jnp.broadcast_to(x, jnp.broadcast_shapes(x.shape, left.shape)),
@@ -251,8 +257,8 @@ def requantize(acc, m, shift, zero_point, out_fmt=_formats.INT8, *, act_min=None
     fmt = _int_range(out_fmt)
     lo = fmt.min if act_min is None else act_min
     hi = fmt.max if act_max is None else act_max
-    y = multiply_by_quantized_multiplier(acc, m, shift, rounding=rounding)
-    y = jnp.clip(y + _as_int32(zero_point), fmt.min, fmt.max)
+    y = multiply_by_quantized_multiplier(_as_int32(acc, "acc"), m, shift, rounding=rounding)
+    y = jnp.clip(y + _as_int32(zero_point, "zero_point"), fmt.min, fmt.max)
     return jnp.clip(y, lo, hi).astype(jnp.int32)
 
 
@@ -291,12 +297,13 @@ def quantize_affine(x, scale, zero_point, fmt=_formats.INT8):
     fmt = _int_range(fmt, "fmt")
     x = jnp.asarray(x, jnp.float32)
     r = _codec.quantize(x / jnp.asarray(scale, jnp.float32), _formats.INT32, "nearest_away")
-    return jnp.clip(r.astype(jnp.int32) + _as_int32(zero_point), fmt.min, fmt.max)
+    return jnp.clip(r.astype(jnp.int32) + _as_int32(zero_point, "zero_point"), fmt.min, fmt.max)
 
 
 def dequantize_affine(q, scale, zero_point):
     """``scale * (q - zero_point)`` in float32."""
-    return (jnp.asarray(q, jnp.int32) - _as_int32(zero_point)).astype(jnp.float32) * jnp.asarray(scale, jnp.float32)
+    q, zero_point = _as_int32(q, "q"), _as_int32(zero_point, "zero_point")
+    return (q - zero_point).astype(jnp.float32) * jnp.asarray(scale, jnp.float32)
 
 
 # ---- the integer GEMM ------------------------------------------------------------------------
@@ -314,18 +321,18 @@ def int_gemm(x_q, w_q, x_zero_point, w_zero_point, bias=None):
     ``(N,)``; ``bias``: int32 ``(N,)`` or None. Computed by the expansion of the module
     doc (one int32 matmul, the row sums of ``x_q``, and weight-only terms).
     """
-    x_q, w_q = _as_int32(x_q), _as_int32(w_q)
+    x_q, w_q = _as_int32(x_q, "x_q"), _as_int32(w_q, "w_q")
     if x_q.shape[-1] != w_q.shape[0]:
         raise ValueError(f"mismatched shapes: x_q {x_q.shape} has K={x_q.shape[-1]}, w_q {w_q.shape} has K={w_q.shape[0]}")
     folded = _fold_bias(w_q, x_zero_point, w_zero_point, bias)
-    return _int_dot(x_q, w_q) - jnp.sum(x_q, axis=-1, keepdims=True) * _as_int32(w_zero_point) + folded
+    return _int_dot(x_q, w_q) - jnp.sum(x_q, axis=-1, keepdims=True) * _as_int32(w_zero_point, "w_zero_point") + folded
 
 
 def _fold_bias(w_q, x_zero_point, w_zero_point, bias):
     """``bias - Zx * colsum(w_q) + K Zx Zw``: everything that depends on the weights only."""
     K = w_q.shape[0]
-    zx, zw = _as_int32(x_zero_point), _as_int32(w_zero_point)
-    b = jnp.zeros(w_q.shape[1:], jnp.int32) if bias is None else _as_int32(bias)
+    zx, zw = _as_int32(x_zero_point, "x_zero_point"), _as_int32(w_zero_point, "w_zero_point")
+    b = jnp.zeros(w_q.shape[1:], jnp.int32) if bias is None else _as_int32(bias, "bias")
     return b - zx * jnp.sum(w_q, axis=0) + jnp.int32(K) * zx * zw
 
 
@@ -378,6 +385,7 @@ def prepare_linear(w, bias=None, *, x_scale: float, x_zero_point: int, out_scale
     if w.ndim != 2:
         raise ValueError(f"w must be (K, N), got shape {w.shape}")
     w_fmt = _int_range(w_fmt, "w_fmt")  # the int32 GEMM takes integer weights only
+    per_channel, symmetric = check_bool(per_channel, "per_channel"), check_bool(symmetric, "symmetric")
     qa = _scaled.quantize_scaled(w, w_fmt, axis=0 if per_channel else None, symmetric=symmetric)
     w_q = _codec.decode(qa.codes, qa.fmt, jnp.float32).astype(jnp.int32)
     N = w.shape[1]
@@ -402,7 +410,7 @@ def prepare_linear(w, bias=None, *, x_scale: float, x_zero_point: int, out_scale
 
 def int_linear(x_q, layer: IntLinear):
     """``act(x W + b)`` in integers only: int32 GEMM with folded terms, then :func:`requantize`."""
-    x_q = _as_int32(x_q)
+    x_q = _as_int32(x_q, "x_q")
     acc = _int_dot(x_q, layer.w_q) - jnp.sum(x_q, axis=-1, keepdims=True) * layer.w_zero_point + layer.bias_folded
     return requantize(acc, layer.multiplier, layer.shift, layer.out_zero_point, layer.out_fmt,
                       act_min=layer.act_min, act_max=layer.act_max, rounding=layer.rounding)
@@ -459,5 +467,5 @@ def prepare_conv2d(w, bias=None, **kwargs) -> IntLinear:
 
 def int_conv2d(x_q, layer: IntLinear, kernel_size, *, stride=(1, 1), padding="VALID"):
     """An integer-only NHWC convolution: im2col (padding with the input zero point), then :func:`int_linear`."""
-    patches = im2col(_as_int32(x_q), kernel_size, stride=stride, padding=padding, pad_value=layer.x_zero_point)
+    patches = im2col(_as_int32(x_q, "x_q"), kernel_size, stride=stride, padding=padding, pad_value=layer.x_zero_point)
     return int_linear(patches, layer)

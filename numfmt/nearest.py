@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from numfmt import special_values as sv
 from numfmt.bitlayout import Layout
-from numfmt.decoder import fits
-from numfmt.formats import FloatFormat, IntFormat
+from numfmt.formats import FloatFormat, IntFormat, fits
 
 __all__ = ["nearest_ok", "quantize_nearest"]
 
@@ -64,7 +64,7 @@ def _bits_of(value: float, lay: Layout):
 
 def _quantize_int(x, fmt: IntFormat):
     r = jnp.clip(jnp.round(x), fmt.min, fmt.max)  # jnp.round: half to even
-    # NaN gives 0, and -0.0 (from -0.4, say) is the integer 0: +0.
+    # NaN gives 0 (special_values.nan_result), and -0.0 (from -0.4, say) is the integer 0: +0.
     return jnp.where(jnp.isnan(x) | (r == 0), jnp.zeros_like(x), r)
 
 
@@ -88,24 +88,26 @@ def _quantize_float(x, fmt: FloatFormat, saturate: bool, lay: Layout):
         sub = lax.bitcast_convert_type((lax.bitcast_convert_type(a, lay.dtype) + C) - C, U)
         r = jnp.where(a < _bits_of(2.0**fmt.emin, lay), sub, r)
     # Past max: the overflows, and every inf and NaN input (a NaN's bits stay above max's
-    # through the rounding). The rules of docs/semantics.md decide what each becomes; an
-    # input inf or NaN is its own result wherever the format has that special.
-    max_bits, inf_bits = _bits_of(fmt.max, lay), _bits_of(np.inf, lay)
-    nan_bits = _bits_of(np.nan, lay)
+    # through the rounding). The rules of numfmt.special_values decide what each becomes
+    # (nearest_even sends every overflow toward infinity); a NaN result is the canonical
+    # quiet NaN, positive, as decode(encode(x)) gives.
+    max_bits, inf_bits, nan_bits = _bits_of(fmt.max, lay), _bits_of(np.inf, lay), _bits_of(np.nan, lay)
+    result_bits = {sv.INF: inf_bits, sv.NAN: nan_bits, sv.MAX: max_bits, sv.ZERO: U(0)}
     is_nan = a > inf_bits
-    if fmt.has_inf:  # IEEE: overflow to inf, or to max with saturate (inf stays inf)
-        special = jnp.where(a < inf_bits, max_bits, a) if saturate else jnp.maximum(a, inf_bits)
-        if not fmt.has_nan:  # no mantissa bits: inf but no NaN code, so NaN gives +0
-            special = jnp.where(is_nan, U(0), special)
-    elif fmt.has_nan:  # FN / FNUZ: overflow and inf to NaN, or to max with saturate
-        special = jnp.where(is_nan, nan_bits, max_bits) if saturate else nan_bits
-    else:  # every code finite: overflow and inf to max, NaN to +0
-        special = jnp.where(is_nan, U(0), max_bits)
-    r = jnp.where(r > max_bits, special, r)
-    if not fmt.has_negative_zero:
-        sign = jnp.where(r == 0, U(0), sign)
-    elif not fmt.has_nan:
-        sign = jnp.where(is_nan, U(0), sign)
+    overflow, inf, nan = sv.overflow_result(fmt, saturate), sv.inf_result(fmt, saturate), sv.nan_result(fmt)
+    special = result_bits[overflow]
+    if inf != overflow:
+        special = jnp.where(a == inf_bits, result_bits[inf], special)
+    if nan != overflow:
+        special = jnp.where(is_nan, result_bits[nan], special)
+    big = r > max_bits
+    r = jnp.where(big, special, r)
+    # Results without a sign: NaN (canonical) and +0 from a NaN input, NaN from an
+    # overflow or inf (then both rules give NaN), and zeros of a format without -0.
+    unsigned = big if overflow == sv.NAN else is_nan
+    if not sv.keeps_negative_zero(fmt):
+        unsigned = unsigned | (r == 0)
+    sign = jnp.where(unsigned, U(0), sign)
     return lax.bitcast_convert_type(r | sign, lay.dtype)
 
 

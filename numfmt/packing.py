@@ -14,7 +14,7 @@ bits ``[i*b, (i+1)*b)`` of the stream, and byte ``j`` holds stream bits
 The input is flattened in row-major order; a final partial group is padded with zero
 bits, so ``pack`` returns ``ceil(n * bits / 8)`` bytes. ``unpack`` takes the element
 count (or shape) back. Bits of a code above ``bits`` are dropped (inside ``jit`` no
-value is checked by raising, DESIGN.md).
+value is checked by raising, docs/design.md).
 """
 
 from __future__ import annotations

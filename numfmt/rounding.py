@@ -1,4 +1,9 @@
-"""Rounding modes: their names, and the checks made at the API boundary.
+"""Rounding modes: their names, the checks made at the API boundary, the rounding step and the random bits.
+
+The public names (``__all__``) are the modes, the boundary check and :func:`hash_bits`,
+the one source of random bits of every stochastic path. :func:`round_shift`,
+:func:`stochastic_increment` and :func:`overflows_to_infinity` are the rounding step
+of the codec's engine (:mod:`numfmt.encoder`), not part of the public surface.
 
 The modes follow IEEE 754-2019 §4.3 (the four directed / nearest attributes plus
 roundTiesToAway), round-to-odd (Boldo & Melquiond, "Emulation of FMA and correctly
@@ -6,6 +11,8 @@ rounded sums", IEEE TC 2008), and stochastic rounding (see ``numfmt.codec``).
 """
 
 from __future__ import annotations
+
+__all__ = ["DETERMINISTIC_MODES", "ROUNDING_MODES", "SR_VARIANTS", "check_rounding", "hash_bits"]
 
 DETERMINISTIC_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
 ROUNDING_MODES = DETERMINISTIC_MODES + ("stochastic",)
@@ -25,11 +32,31 @@ _ALIASES = {
 }
 
 
-def check_rounding(rounding) -> str:
-    """Return the canonical name of ``rounding``; raise ValueError naming the known modes."""
+def modes_of(fmt) -> tuple[str, ...]:
+    """The rounding modes ``fmt`` takes: :data:`ROUNDING_MODES` for every format, plus the
+    modes of its own (``fmt.extra_rounding_modes``: ``"nearest_log"`` for the logarithmic
+    formats) before ``"stochastic"``, which is left out where ``fmt.stochastic_rounding``
+    is False (log formats of base sqrt(2))."""
+    extra = tuple(getattr(fmt, "extra_rounding_modes", ()))
+    stochastic = ("stochastic",) if getattr(fmt, "stochastic_rounding", True) else ()
+    return DETERMINISTIC_MODES + extra + stochastic
+
+
+def check_rounding(rounding, fmt=None) -> str:
+    """Return the canonical name of ``rounding``; raise ValueError naming the known modes.
+
+    ``fmt``: the format the mode is for. A format whose modes are not
+    :data:`ROUNDING_MODES` (:func:`modes_of`: the logarithmic formats add
+    ``"nearest_log"``, and have no ``"stochastic"`` for base sqrt(2)) accepts exactly its own.
+    """
     if not isinstance(rounding, str):
         raise TypeError(f"rounding must be a str, one of {ROUNDING_MODES}, got {rounding!r}")
     name = _ALIASES.get(rounding.strip().lower(), rounding.strip().lower())
+    modes = modes_of(fmt)
+    if modes != ROUNDING_MODES:
+        if name not in modes:
+            raise ValueError(f"rounding {rounding!r} is not a mode of {fmt.name}: expected one of {', '.join(modes)}")
+        return name
     if name not in ROUNDING_MODES:
         raise ValueError(f"unknown rounding {rounding!r}: expected one of {', '.join(ROUNDING_MODES)}")
     return name

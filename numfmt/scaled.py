@@ -41,12 +41,11 @@ from numfmt.bitlayout import (
     multiply,
     pow2,
 )
-from numfmt.checks import check_bool, normalize_axes
+from numfmt.checks import check_bool, is_traced, normalize_axes
 from numfmt.formats import FloatFormat, IntFormat
-from numfmt.scheme import QuantScheme
+from numfmt.scheme import SCALE_ROUNDINGS, QuantScheme
 
-__all__ = ["QArray", "Quantized", "dequantize", "dequantize_values", "quantize_array", "quantize_scaled", "quantize_with",
-           "resolve_axes", "scale_layout"]
+__all__ = ["SCALE_ROUNDINGS", "QArray", "dequantize", "quantize_scaled"]
 
 
 
@@ -456,9 +455,22 @@ class QArray:
     scalar, NVFP4's second level, or None). Static aux data: the
     :class:`~numfmt.scheme.QuantScheme` (axes normalized), ``shape`` and ``dtype``;
     ``fmt``, ``scale_fmt``, ``axis``, ``block_size`` and ``elem_scale`` read from it.
+    Made from a ``scheme=``, or from those parts (``fmt=``, ``scale_fmt=``, ``axis=``,
+    ``block_size=``, ``elem_scale=``).
     """
 
-    def __init__(self, codes, scale, zero_point=None, tensor_scale=None, *, scheme: QuantScheme, shape, dtype):
+    def __init__(self, codes, scale, zero_point=None, tensor_scale=None, *, scheme: QuantScheme | None = None,
+                 shape, dtype, fmt=None, scale_fmt=None, axis=None, block_size=None, elem_scale=1.0):
+        if scheme is None:  # described by its parts, as a layer that builds its own QArrays does
+            if fmt is None or scale_fmt is None:
+                raise TypeError("QArray needs scheme=, or fmt= and scale_fmt=")
+            scale_fmt = _formats.get(scale_fmt)
+            scheme = QuantScheme(fmt, scale_fmt=scale_fmt, axis=normalize_axes(axis, len(tuple(shape))),
+                                 block_size=block_size, symmetric=zero_point is None,
+                                 tensor_scale=tensor_scale is not None, elem_scale=elem_scale,
+                                 nonfinite="propagate" if scale_fmt.has_nan else "ignore")
+        elif fmt is not None or scale_fmt is not None or axis is not None or block_size is not None:
+            raise TypeError("pass either scheme= or the parts (fmt=, scale_fmt=, axis=, ...), not both")
         self.codes = codes
         self.scale = scale
         self.zero_point = zero_point
@@ -587,7 +599,7 @@ def check_clip(calibration, symmetric: bool):
                         f"got {type(calibration).__name__}") from None
     if not jnp.issubdtype(clip.dtype, jnp.number) or jnp.issubdtype(clip.dtype, jnp.complexfloating):
         raise TypeError(f"calibration as a clip value must be real numbers, got dtype {clip.dtype}")
-    if not isinstance(clip, jax.core.Tracer):
+    if not is_traced(clip):
         c = np.asarray(clip, np.float64)
         if not np.all(np.isfinite(c) & (c > 0)):
             raise ValueError(f"calibration as a clip value must be positive and finite (the |x| mapped to the "

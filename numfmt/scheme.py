@@ -29,17 +29,11 @@ import numpy as np
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt.checks import check_bool, check_codebook_rounding, check_int
-from numfmt.formats import FloatFormat, IntFormat
+from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
-__all__ = [
-    "CALIBRATIONS",
-    "MX_ELEMENTS",
-    "NONFINITE",
-    "NVFP4",
-    "SCALE_ROUNDINGS",
-    "QuantScheme",
-    "mx_scheme",
-]
+# SCALE_ROUNDINGS, MX_ELEMENTS and mx_element are defined here and exported by
+# numfmt.scaled and numfmt.mx, whose families they belong to.
+__all__ = ["CALIBRATIONS", "NONFINITE", "NVFP4", "QuantScheme", "is_pow2_format", "mx_scheme"]
 
 SCALE_ROUNDINGS = ("floor", "ceil", "nearest")
 CALIBRATIONS = ("absmax", "percentile", "mse", "kl")
@@ -113,7 +107,7 @@ class QuantScheme:
         put = lambda name, value: object.__setattr__(self, name, value)
         fmt = _formats.get(self.fmt)
         put("fmt", fmt)
-        put("rounding", _rounding.check_rounding(self.rounding))
+        put("rounding", _rounding.check_rounding(self.rounding, fmt))
         if self.rbits is not None:
             put("rbits", check_int(self.rbits, "rbits", 1, 63))
             if self.rounding != "stochastic":
@@ -155,10 +149,10 @@ class QuantScheme:
             raise TypeError(f"calibration must be a method name or a callable, got {self.calibration!r}")
         if not self.saturate:
             raise ValueError("scaled elements always saturate (OCP MX v1.0 §6.3): saturate=False needs scale_fmt=None")
-        if isinstance(fmt, FloatFormat) and not (fmt.signed and fmt.has_zero):
+        if not getattr(fmt, "has_zero", True) or (not getattr(fmt, "signed", True) and getattr(fmt, "has_nan", False)):
             raise ValueError(
-                f"the element format must be signed and hold zero for scaled quantization, got {fmt.name}: "
-                "an unsigned float format turns every negative value into NaN")
+                f"the element format must hold zero and, if unsigned, have no NaN for scaled quantization, got "
+                f"{fmt.name}: it would turn every zero or negative value into NaN")
         if not self.symmetric and not isinstance(fmt, IntFormat):
             raise ValueError(f"symmetric=False (a zero point) needs an IntFormat element, got {fmt.name}")
         if self.tensor_scale and (self.block_size is None or not self.symmetric or is_pow2_format(scale_fmt)):
@@ -202,7 +196,9 @@ class QuantScheme:
             return fmt.min_subnormal if fmt.subnormals else fmt.min_normal
         if isinstance(fmt, IntFormat):
             return 1.0
-        return min(abs(v) for v in fmt.table if v != 0)
+        if isinstance(fmt, CodebookFormat):
+            return min(abs(v) for v in fmt.table if v != 0)
+        return float(fmt.min_subnormal)  # other formats (logarithmic): their smallest positive value
 
 
 # ---- the OCP MX and NVFP4 schemes -----------------------------------------------------------

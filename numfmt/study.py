@@ -36,6 +36,7 @@ import numpy as np
 from numfmt import formats as _formats
 from numfmt.analysis import experiments as _exp
 from numfmt.analysis.experiments import DEFAULT_FORMATS, QUICK_FORMATS
+from numfmt.analysis.lowbit_study import section_lowbit
 from numfmt.analysis.report import SCHEME_NAMES, summary, write_json, write_report
 
 __all__ = [
@@ -176,6 +177,8 @@ def run_study(formats=None, *, quick: bool = False, out="numfmt-study", seed: in
     results["matmul"] = timed("4/5 dot-product error against K, per accumulator", _exp.section_matmul, p, prog)
     results["stochastic"] = timed("5/5 stochastic rounding: bias and stagnation", _exp.section_stochastic,
                                   p, X.shape, prog)
+    results["lowbit"] = timed("binary, ternary and log4 weights against int2, int4, nf4", section_lowbit,
+                              p, names, X, prog)
     files, note = timed("figures", write_figures, results, out)
     results["figure_note"] = note
     results["timings_s"] = timings
@@ -330,18 +333,6 @@ def main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     return run_args(args)
 
-
-def _register_with_cli() -> None:
-    """Join ``numfmt``'s command line through its ``command`` registry (numfmt.cli.EXTENSIONS)."""
-    try:
-        from numfmt import cli
-    except ImportError:  # pragma: no cover - the study runs without the CLI
-        return
-    if hasattr(cli, "command") and "study" not in getattr(cli, "commands", list)():
-        cli.command("study", HELP, add_arguments)(run_args)
-
-
-_register_with_cli()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

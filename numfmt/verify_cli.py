@@ -6,10 +6,11 @@
 
 ``module:function`` names a function from a 1-D NumPy array of source floats to the
 codes of the format (see :func:`numfmt.testing.verify`). The current directory is on
-the import path, as with ``python -m``. Exit status: 0 when the function matches, 1 on
-a mismatch (the message gives the simplest failing input), 2 for a usage error (a
-module or function that cannot be imported, an unknown format or rounding, a source
-too wide for ``--exhaustive``, a function that returns no codes).
+the import path, as with ``python -m``. Exit status (:data:`EXIT_STATUS`): 0 when the
+function matches, 1 on a mismatch (the message gives the simplest failing input), 2
+for a usage error (a module or function that cannot be imported, an unknown format or
+rounding, a source too wide for ``--exhaustive``, a function that returns no codes),
+3 when the function raises an exception (reported in one message, no traceback).
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import importlib
 import os
 import sys
 
-from numfmt.cli import CLIError, command, get_format, get_rounding
+from numfmt.cliargs import CLIError, get_format, get_rounding
 
 HELP = "check a converter function (module:function) against the exact rounding oracle"
+
+#: The exit statuses of ``numfmt verify``.
+EXIT_STATUS = {"match": 0, "mismatch": 1, "usage error": 2, "candidate raised": 3}
 
 
 def add_arguments(parser) -> None:
@@ -57,13 +61,12 @@ def load_candidate(spec: str):
     return obj
 
 
-@command("verify", HELP, add_arguments)
 def run(args) -> int | None:
     # needs hypothesis (the test extra): imported only when the subcommand runs
-    from numfmt.testing.verify import Mismatch, verify
+    from numfmt.testing.verify import CandidateError, Mismatch, verify
 
     fmt = get_format(args.format)
-    rounding = get_rounding(args.rounding)
+    rounding = get_rounding(args.rounding, fmt)
     candidate = load_candidate(args.candidate)
     try:
         report = verify(candidate, fmt, rounding, saturate=args.saturate, source=args.source,
@@ -71,6 +74,9 @@ def run(args) -> int | None:
                         name=args.candidate)
     except Mismatch as err:
         print(err)
-        return 1
+        return EXIT_STATUS["mismatch"]
+    except CandidateError as err:
+        print(f"numfmt verify: {err}", file=sys.stderr)
+        return EXIT_STATUS["candidate raised"]
     print(report)
     return None

@@ -69,12 +69,121 @@ def test_nf4_matches_qlora_construction():
 
 
 def test_kmeans_under_jit_and_nbytes():
+    # Bit-equal by construction: every centroid sum is an exact integer sum (see
+    # numfmt/codebook.py), so XLA's order of reduction, which differs between this jit
+    # and the eager call's own jit on a GPU, changes no bit.
     x = jnp.asarray(np.random.default_rng(2).standard_normal((64, 64)), jnp.float32)
     q = jax.jit(kmeans_quantize, static_argnums=1)(x, 3)
     assert isinstance(q, CodebookArray)
     np.testing.assert_array_equal(q.dequantize(), kmeans_quantize(x, 3).dequantize())
     assert q.nbytes == 64 * 64 * 3 // 8 + 8 * 4
     assert np.all(np.diff(np.asarray(q.codebook)) > 0)
+
+
+def _kmeans_oracle(x, bits, init, iters, keep=None):
+    """The codebook kmeans_quantize promises, in NumPy with exact int64 sums (no mask: all kept)."""
+
+    def flush(v):  # magnitudes below 2**-126 (subnormals) count as +0
+        return np.where(np.abs(v) < np.float32(2.0**-126), np.float32(0), v).astype(np.float32)
+
+    x = flush(np.asarray(x, np.float32).reshape(-1))
+    xs = np.sort(x if keep is None else x[np.asarray(keep).reshape(-1)])
+    k, m = (1 << bits) - (keep is not None), len(xs)
+    e = int(np.frexp(max(abs(xs[0]), abs(xs[-1])))[1])
+    step = 2.0 ** (e - 23)  # the grid: max|x| < 2**e, 24 significant bits
+    q = np.round(xs.astype(np.float64) / step).astype(np.int64)  # exact scaling, ties to even
+    i = np.arange(k)
+    if init == "linear":
+        c = flush((q[0] + (q[-1] - q[0]) * i // (k - 1)) * step)
+    else:
+        c = xs[(2 * i + 1) * (m - 1) // (2 * k)]
+    prefix = np.concatenate([[0], np.cumsum(q)])
+    for _ in range(iters):
+        mids = flush((c[1:] + c[:-1]) / np.float32(2))
+        b = np.concatenate([[0], np.searchsorted(xs, mids, side="right"), [m]])
+        cnt = np.maximum(np.diff(b), 1)
+        quot, rem = np.divmod(prefix[b[1:]] - prefix[b[:-1]], cnt)
+        mean = quot.astype(np.float32) + rem.astype(np.float32) / cnt.astype(np.float32)
+        c = np.sort(np.where(np.diff(b) > 0, flush(mean.astype(np.float64) * step), c))
+    return c if keep is None else np.concatenate([[np.float32(0)], c])
+
+
+@pytest.mark.parametrize(("n", "init"), [(1000, "linear"), (1000, "quantile"), (300_001, "linear")])
+def test_kmeans_matches_exact_integer_oracle(n, init):
+    # Values over six decades and both signs; 300_001 values make the int32 digits
+    # 11 bits wide (three digits per value), 1000 values 20 bits (two).
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(np.float32)
+    got = kmeans_quantize(jnp.asarray(x), 3, init=init, iters=4).codebook
+    np.testing.assert_array_equal(got, _kmeans_oracle(x, 3, init, 4))
+    keep = np.abs(x) > np.median(np.abs(x))
+    got = kmeans_quantize(jnp.asarray(x), 4, init=init, iters=3, mask=jnp.asarray(keep)).codebook
+    np.testing.assert_array_equal(got, _kmeans_oracle(x, 4, init, 3, keep))
+
+
+@settings(deadline=None, max_examples=40)
+@given(
+    st.sampled_from([1, 2, 5, 64, 200]).flatmap(
+        lambda n: st.lists(st.floats(-(2.0**100), 2.0**100, width=32), min_size=n, max_size=n)
+    ),
+    st.booleans(), st.sampled_from([1, 3]), st.sampled_from(["linear", "quantile"]), st.sampled_from([0, 3]),
+)  # fmt: skip
+def test_kmeans_oracle_and_order_independence_property(values, tiny, bits, init, iters):
+    # Subnormal, tiny and huge magnitudes (|x| <= 2**100, so that no midpoint overflows),
+    # and data made only of tiny values (scaled by 2**-120);
+    # few distinct shapes and settings, so that few compilations are needed.
+    x = (np.asarray(values, np.float64) * (2.0**-120 if tiny else 1.0)).astype(np.float32)
+    q = kmeans_quantize(jnp.asarray(x), bits, init=init, iters=iters)
+    np.testing.assert_array_equal(q.codebook, _kmeans_oracle(x, bits, init, iters))
+    r = kmeans_quantize(jnp.asarray(x[::-1].copy()), bits, init=init, iters=iters)
+    np.testing.assert_array_equal(r.codebook, q.codebook)
+    np.testing.assert_array_equal(r.labels, np.asarray(q.labels)[::-1])
+
+
+@pytest.mark.parametrize("init", ["linear", "quantile"])
+def test_kmeans_codebook_ignores_the_order_of_the_values(init):
+    # A float32 sum would depend on the order of its terms: a permutation changed the
+    # last bits of the codebook before the sums were made exact.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((256, 256)).astype(np.float32)
+    perm = rng.permutation(x.size)
+    mask = magnitude_prune(jnp.asarray(x), 0.5)
+    for kw in ({}, {"mask": mask}):
+        a = kmeans_quantize(jnp.asarray(x), 4, init=init, **kw)
+        pm = {"mask": jnp.asarray(np.asarray(mask).reshape(-1)[perm])} if kw else {}
+        b = kmeans_quantize(jnp.asarray(x.reshape(-1)[perm]), 4, init=init, **pm)
+        np.testing.assert_array_equal(a.codebook, b.codebook)
+        np.testing.assert_array_equal(np.asarray(a.labels).reshape(-1)[perm], b.labels)
+
+
+def test_kmeans_cluster_mean_is_exact():
+    # Two clusters around -1 and +1 whose offsets j * 2**-21 cancel exactly: their
+    # means are exactly -1 and +1. A float32 running sum of 2**16 values near 1 has a
+    # step of 2**-7 and loses the offsets' bits.
+    j = np.arange(1, 1 << 15, dtype=np.float64) * 2.0**-21
+    half = np.concatenate([1 + j, 1 - j, [1.0, 1.0]])
+    x = np.random.default_rng(8).permutation(np.concatenate([half, -half])).astype(np.float32)
+    q = kmeans_quantize(jnp.asarray(x), 1, iters=3)
+    np.testing.assert_array_equal(q.codebook, np.array([-1.0, 1.0], np.float32))
+
+
+def test_kmeans_subnormals_and_signed_zeros_count_as_zero():
+    # XLA on CPU reads subnormal operands as zero and a GPU does not: k-means flushes
+    # them (and -0.0) to +0.0 itself, so that both give the same bits.
+    sub = np.float32(2.0**-140)
+    q = kmeans_quantize(jnp.asarray([sub, -sub, -0.0, 0.0], jnp.float32), 1)
+    assert np.asarray(q.codebook).view(np.uint32).tolist() == [0, 0]
+    x = np.array([-1.0, -sub, 0.0, -0.0, sub, 1.0], np.float32)
+    q = kmeans_quantize(jnp.asarray(x), 2, init="quantile", iters=2)
+    np.testing.assert_array_equal(q.codebook, _kmeans_oracle(x, 2, "quantile", 2))
+    assert not np.any(np.signbit(np.asarray(q.codebook)[np.asarray(q.codebook) == 0]))
+    np.testing.assert_array_equal(np.asarray(q.labels)[1:5], np.asarray(q.labels)[2])
+
+
+def test_kmeans_refuses_more_values_than_exact_sums_allow():
+    too_many = jax.ShapeDtypeStruct(((1 << 29) + 1,), jnp.float32)
+    with pytest.raises(ValueError, match=r"at most 2\*\*29"):
+        jax.eval_shape(lambda x: kmeans_quantize(x, 2), too_many)
 
 
 def test_qat_gradient_is_summed_per_cluster():

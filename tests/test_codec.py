@@ -267,3 +267,31 @@ def test_ml_dtypes_names_resolve_to_matching_formats():
                  "float6_e2m3fn", "float4_e2m1fn", "float8_e8m0fnu", "bfloat16", "int4", "uint2"):
         assert nf.get(name).dtype == np.dtype(getattr(ml_dtypes, name)), name
     assert nf.get("float16").dtype == np.float16 and nf.get("int3").max == 3
+
+
+def test_both_kinds_of_jax_key_work():
+    a = nf.quantize(np.array([1.3, 300.0], np.float32), nf.E4M3, "stochastic", key=jax.random.key(0))
+    b = nf.quantize(np.array([1.3, 300.0], np.float32), nf.E4M3, "stochastic", key=jax.random.PRNGKey(0))
+    assert a.shape == b.shape == (2,)
+
+
+@pytest.mark.parametrize("dtype, fmt, want", [
+    (jnp.float16, nf.E4M3, jnp.float16),     # float16 holds every E4M3 value
+    (jnp.bfloat16, nf.E5M2, jnp.bfloat16),
+    (jnp.float16, nf.INT16, jnp.float32),    # 32767 is not a float16
+    (jnp.bfloat16, nf.FP16, jnp.float32),
+    (jnp.bfloat16, nf.NF4, jnp.float32),     # NF4's table values are float32s, not bfloat16s
+    (jnp.float32, nf.E4M3, jnp.float32),
+    (jnp.float32, nf.INT32, jnp.float32),    # no dtype holds int32 without x64: float32, documented
+])
+def test_quantize_dtype(dtype, fmt, want):
+    assert nf.quantize_dtype(dtype, fmt) == want
+    assert nf.quantize(jnp.ones(3, dtype), fmt).dtype == want
+    assert nf.fits(fmt, want) or fmt is nf.INT32
+
+
+def test_quantize_dtype_is_float64_with_x64_where_float32_cannot_hold_the_format():
+    with jax.enable_x64(True):
+        assert nf.quantize_dtype(jnp.float32, nf.INT32) == jnp.float64
+        q = nf.quantize(np.array([3e9, -3e9], np.float32), nf.INT32)
+        assert q.dtype == jnp.float64 and np.asarray(q).tolist() == [2**31 - 1, -(2**31)]

@@ -26,7 +26,7 @@ from numfmt.formats import SPECIALS, FloatFormat, IntFormat
 from numfmt.testing.reference import grid_value, reference_decode, reference_round
 
 MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
-BUILTIN = [F.get(n) for n in F.names() if n != "nf4"]
+BUILTIN = [F.get(n) for n in F.names() if F.get(n).kind in ("float", "int")]  # log formats: tests/test_logformat.py
 BATCH = 64
 EXAMPLES = settings().max_examples  # of the loaded profile (tests/conftest.py)
 F32 = np.finfo(np.float32)

@@ -292,7 +292,8 @@ def test_fast_and_exact_passes_agree(seed, case, rounding):
     rng = np.random.default_rng(seed)
     x = (rng.standard_normal((4, 64)) * 2.0 ** rng.integers(-20, 20, (4, 1))).astype(np.float32)
     y = x.copy()
-    y[0, 1] = 1e-40
+    j = int(np.argmin(np.abs(x[0, :16])))  # not a block's largest: the scales stay as they are
+    y[0, j] = 1e-40
     key = jax.random.key(seed) if rounding == "stochastic" else None
 
     def run(a):
@@ -312,6 +313,6 @@ def test_fast_and_exact_passes_agree(seed, case, rounding):
     (cx, dx, sx), (cy, dy, sy) = run(x), run(y)
     np.testing.assert_array_equal(sx, sy)
     keep = np.ones(x.shape, bool)
-    keep[0, 1] = False
+    keep[0, j] = False
     np.testing.assert_array_equal(cx[keep], cy[keep])
     np.testing.assert_array_equal(dx[keep], dy[keep])

@@ -65,7 +65,7 @@ def test_quick_study_report_names_every_format(quick_run):
         assert f"`{name}`" in report, name
     for figure in study.FIGURES:
         assert f"({figure})" in report
-    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    for heading in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6."):
         assert heading in report
 
 

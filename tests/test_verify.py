@@ -6,6 +6,11 @@ from the random draws alone (``edge_cases=False``), and report the simplest fail
 input with the right family.
 """
 
+import pathlib
+import re
+import subprocess
+import sys
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -202,3 +207,23 @@ def test_bad_arguments():
         verify(good_e4m3, nf.E4M3, max_examples=0)
     with pytest.raises(ValueError, match="source must be one of"):
         verify(good_e4m3, nf.E4M3, source="fp8")
+
+
+def test_verify_page_example_prints_what_the_page_shows():
+    # Run as the page says, a script of its own. The totals line is fixed; the random
+    # stage's family counts depend on hypothesis, which mixes the literal constants of
+    # the loaded modules into its draws (the page says so), so only the families are compared.
+    page = (pathlib.Path(__file__).resolve().parent.parent / "docs" / "verify.md").read_text()
+    section = page[page.index("## `verify`"):]
+    code, shown = section.split("```python\n")[1].split("```\n```\n")
+    shown = shown.split("```")[0].strip().splitlines()
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=pathlib.Path(__file__).resolve().parent.parent, timeout=600,
+                         check=True)
+    printed = run.stdout.strip().splitlines()
+    assert printed[0] == shown[0]
+
+    def families(line):
+        return dict(re.findall(r"([\w+-]+) (\d+)", line.partition("families:")[2]))
+
+    got, page_counts = families(printed[1]), families(shown[1])
+    assert set(page_counts) <= set(got) and sum(map(int, got.values())) == 7430  # every input has one family

@@ -8,7 +8,7 @@ ties (P3109 even rule) and the ml_dtypes subnormal bug.
 
 Integer formats are not compared with ml_dtypes on purpose: an ml_dtypes / NumPy int
 cast truncates toward zero and wraps around like C, while numfmt rounds by the mode
-and clamps to the range (quantization semantics, DESIGN.md). tests of the int codec
+and clamps to the range (quantization semantics, docs/design.md). tests of the int codec
 check it against the exact oracle instead.
 
 The default run checks every float16 bit pattern, every tie point of each format

@@ -47,8 +47,9 @@ def _scan_sum(terms, init, key, *, acc, rounding, round_terms, rbits):
     stochastic = rounding == "stochastic"
     n = terms.shape[0]
     if stochastic:
-        # Every rounding's random word drawn at once, outside the loop: (init, terms, sums).
-        words = jax.random.bits(key, (2 * n + 1, *terms.shape[1:]), jnp.uint64)
+        # Every rounding's random word drawn at once, outside the loop: (init, terms, sums),
+        # from the codec's one source of random bits (numfmt.rounding.hash_bits).
+        words = _rounding.hash_bits(key, (2 * n + 1, *terms.shape[1:]), jnp.uint64)
         w0, w_terms, w_add = words[0], words[1 : n + 1], words[n + 1 :]
     else:
         w0 = w_terms = w_add = jnp.zeros((n, 0), jnp.uint64)

@@ -13,8 +13,12 @@ import math
 
 import numpy as np
 
+from numfmt import codec as _codec
 from numfmt import formats as _formats
+from numfmt import mx as _mx
+from numfmt import scaled as _scaled
 from numfmt.formats import FloatFormat
+from numfmt.rounding import ROUNDING_MODES
 
 __all__ = [
     "ACC14",
@@ -35,7 +39,7 @@ __all__ = [
 
 DEFAULT_FORMATS = ("fp16", "bf16", "e5m2", "e4m3", "e3m2", "e2m3", "e2m1", "int8", "int4", "nf4")
 QUICK_FORMATS = ("bf16", "e5m2", "e4m3", "e2m1", "int8", "nf4")
-ALL_ROUNDINGS = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd", "stochastic")
+ALL_ROUNDINGS = ROUNDING_MODES
 QUICK_ROUNDINGS = ("nearest_even", "toward_zero", "stochastic")
 #: A float accumulator with a 14-bit significand (8 exponent bits, 13 stored mantissa bits).
 ACC14 = FloatFormat("acc14", 8, 13)
@@ -95,26 +99,19 @@ def datasets(p: Plan) -> tuple[list[str], np.ndarray]:
     return names, np.stack(arrays)
 
 
-def _scale_of(fmt) -> float:
-    return float(fmt.max)
-
-
 def scaled_by_tensor(x, fmt, rounding, key):
-    """One FP32 absmax scale per tensor (axis 0 indexes tensors), as ``quantize_scaled(axis=None)``.
+    """One FP32 absmax scale per tensor (axis 0 indexes tensors): :func:`numfmt.scaled.quantize_scaled`
+    with the scale shared along every other axis.
 
     Returns ``(dequantized, y, q)``: the values, and ``x / s`` with its quantized value.
     """
     import jax.numpy as jnp
 
-    import numfmt as nf
-
     x = jnp.asarray(x)
-    amax = jnp.max(jnp.abs(x), axis=tuple(range(1, x.ndim)), keepdims=True)
-    s = amax / jnp.float32(_scale_of(fmt))
-    s = jnp.where(jnp.isfinite(s) & (s > 0), jnp.maximum(s, jnp.float32(2.0**-126)), 1).astype(jnp.float32)
-    y = x / s
-    q = nf.quantize(y, fmt, rounding, key=key if rounding == "stochastic" else None, saturate=True)
-    return q * s, y, q
+    qa = _scaled.quantize_scaled(x, fmt, axis=tuple(range(1, x.ndim)), rounding=rounding,
+                                 key=key if rounding == "stochastic" else None)
+    y = x / qa.scale  # the element values before rounding, as quantize_scaled forms them
+    return qa.dequantize(), y, _codec.decode(qa.codes, qa.fmt, jnp.float32)
 
 
 def _uses_scale(fmt) -> bool:
@@ -126,7 +123,6 @@ def section_quantization(p: Plan, names, X, progress=_no_progress) -> dict:
     """Error of every format x rounding mode on every tensor."""
     import jax
 
-    import numfmt as nf
     from numfmt.analysis.metrics import error_stats, ulp_error
 
     rows, hist = [], {}
@@ -139,7 +135,7 @@ def section_quantization(p: Plan, names, X, progress=_no_progress) -> dict:
             if scaling == "tensor":
                 deq, y, q = scaled_by_tensor(X, fmt, rounding, key)
             else:
-                deq = nf.quantize(X, fmt, rounding, key=key if rounding == "stochastic" else None, saturate=True)
+                deq = _codec.quantize(X, fmt, rounding, key=key if rounding == "stochastic" else None, saturate=True)
             deq = np.asarray(deq)
         except ValueError as exc:  # e.g. a codebook format with a directed mode
             rows.append({"format": fmt.name, "rounding": rounding, "scaling": scaling, "error": str(exc)})
@@ -166,7 +162,6 @@ def _histogram_format(formats):
 
 def section_range(p: Plan, X_shape, progress=_no_progress) -> list:
     """SQNR against input scale: Gaussian data times 2**k, cast (saturating) to each format."""
-    import numfmt as nf
     from numfmt.analysis.data import sample
     from numfmt.analysis.metrics import error_stats
 
@@ -179,7 +174,7 @@ def section_range(p: Plan, X_shape, progress=_no_progress) -> list:
     base[: stacked.size] = stacked
     data = base.reshape(X_shape)  # the shape of the tensors: the cast's compiled code is shared
     for i, fmt in enumerate(p.formats):
-        out = np.asarray(nf.quantize(data, fmt, "nearest_even", saturate=True)).reshape(-1)
+        out = np.asarray(_codec.quantize(data, fmt, "nearest_even", saturate=True)).reshape(-1)
         for j, s in enumerate(p.scales):
             sl = slice(j * per, (j + 1) * per)
             st = error_stats(base[sl], out[sl], fmt)
@@ -191,8 +186,6 @@ def section_range(p: Plan, X_shape, progress=_no_progress) -> list:
 
 def section_scaled(p: Plan, names, X, quant_rows, progress=_no_progress) -> dict:
     """Cast, per-tensor, per-row, per-block and MX / NVFP4 scaling of each small element format."""
-    import numfmt as nf
-    from numfmt import mx, scaled
     from numfmt.analysis.metrics import error_stats
 
     elems = [f for f in p.formats if f.bits <= 8 and getattr(f, "signed", True)]
@@ -207,7 +200,7 @@ def section_scaled(p: Plan, names, X, quant_rows, progress=_no_progress) -> dict
         deq = None
         try:
             if scheme == "cast":
-                deq = np.asarray(nf.quantize(X, fmt, "nearest_even", saturate=True))
+                deq = np.asarray(_codec.quantize(X, fmt, "nearest_even", saturate=True))
                 bits = fmt.bits
             elif scheme == "tensor":
                 for d, name in enumerate(names):
@@ -217,20 +210,20 @@ def section_scaled(p: Plan, names, X, quant_rows, progress=_no_progress) -> dict
                                      "scheme": "tensor", "bits_per_value": fmt.bits + 32 / X[d].size})
                 continue
             elif scheme == "row":
-                q = scaled.quantize_scaled(X, fmt, axis=2)
+                q = _scaled.quantize_scaled(X, fmt, axis=2)
                 deq, bits = np.asarray(q.dequantize()), fmt.bits + 32 / X.shape[2]
             elif scheme == "block32":
-                q = scaled.quantize_scaled(X, fmt, axis=2, block_size=32)
+                q = _scaled.quantize_scaled(X, fmt, axis=2, block_size=32)
                 deq, bits = np.asarray(q.dequantize()), fmt.bits + 1.0
             elif scheme == "mx":
                 if fmt.kind == "codebook":
                     continue
-                q = mx.mx_quantize(X, fmt, axis=-1)
+                q = _mx.mx_quantize(X, fmt, axis=-1)
                 deq, bits = np.asarray(q.dequantize()), fmt.bits + 0.25
             elif scheme == "nvfp4":
                 if fmt.name != "e2m1":
                     continue
-                deq = np.stack([np.asarray(mx.nvfp4_quantize(X[d], axis=-1).dequantize()) for d in range(len(X))])
+                deq = np.stack([np.asarray(_mx.nvfp4_quantize(X[d], axis=-1).dequantize()) for d in range(len(X))])
                 bits = 4 + 8 / 16 + 32 / X[0].size
         except (ValueError, TypeError) as exc:
             rows.append({"format": fmt.name, "scheme": scheme, "error": str(exc)})
@@ -287,7 +280,6 @@ def section_stochastic(p: Plan, X_shape, progress=_no_progress) -> dict:
     """Bias of stochastic rounding (exact and with few random bits); stagnation; harmonic sums."""
     import jax
 
-    import numfmt as nf
     from numfmt.analysis.accumulate import harmonic_sum, stagnation
 
     out = {"bias": [], "stagnation": [], "harmonic": []}
@@ -303,7 +295,7 @@ def section_stochastic(p: Plan, X_shape, progress=_no_progress) -> dict:
         ulp = 2.0 ** -fmt.man_bits  # in [1, 2)
         for i, (rounding, rbits, variant) in enumerate(variants):
             key = jax.random.key(p.seed + 21 + i) if rounding == "stochastic" else None
-            q = np.asarray(nf.quantize(x, fmt, rounding, key=key, rbits=rbits, sr_variant=variant, saturate=True))
+            q = np.asarray(_codec.quantize(x, fmt, rounding, key=key, rbits=rbits, sr_variant=variant, saturate=True))
             e = (q.astype(np.float64) - x) / ulp
             label = rounding if rbits is None else f"stochastic, rbits={rbits} ({variant})"
             expected = {"nearest_even": 0.0, "toward_zero": -0.5, "stochastic": 0.0}[rounding]

@@ -12,7 +12,9 @@ import os
 
 import numpy as np
 
+from numfmt.analysis import lowbit_study
 from numfmt.analysis.tables import to_markdown
+from numfmt.describe import format_value
 
 __all__ = ["jsonable", "summary", "write_json", "write_report"]
 
@@ -28,16 +30,15 @@ SCHEME_BITS = {"cast": "0", "tensor": "≈ 0", "row": "32 / row", "block32": "1"
 
 
 def _num(v, spec=".3g") -> str:
+    """A report cell: ``–`` for a missing value, ``n/a`` for NaN (a metric that does not
+    apply), text as is, every number by :func:`numfmt.describe.format_value`."""
     if v is None:
         return "–"
     if isinstance(v, str):
         return v
-    v = float(v)
-    if math.isnan(v):
+    if math.isnan(float(v)):
         return "n/a"
-    if math.isinf(v):
-        return "∞" if v > 0 else "-∞"
-    return format(v, spec)
+    return format_value(v, spec)
 
 
 def _db(v) -> str:
@@ -81,6 +82,8 @@ def write_report(results: dict, figures, out) -> str:
     parts.append(_section_scaled(results, figs))
     parts.append(_section_matmul(results, figs))
     parts.append(_section_stochastic(results, figs))
+    if "lowbit" in results:  # 1- to 4-bit weights (numfmt.analysis.lowbit_study)
+        parts.append(lowbit_study.render(results["lowbit"]))
     parts.append("## Files\n\n" + "\n".join(f"* `{os.path.basename(f)}`" for f in [*figures, "results.json"])
                  + "\n\nStep timings (s): " + ", ".join(f"{k}: {v:.1f}" for k, v in results["timings_s"].items())
                  + f". Total {cfg['seconds']:.1f} s.\n")

@@ -10,6 +10,7 @@ import math
 
 from numfmt import formats as _formats
 from numfmt.analysis.metrics import unit_roundoff
+from numfmt.describe import format_value
 from numfmt.describe import layout as _layout
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
 
@@ -23,24 +24,13 @@ FORMAT_COLUMNS = (
 
 
 def nan_codes(fmt) -> int:
-    """How many of the ``2**bits`` codes of ``fmt`` mean NaN."""
-    fmt = _formats.get(fmt)
-    if not isinstance(fmt, FloatFormat) or not fmt.has_nan:
-        return 0
-    signs = 2 if fmt.signed else 1
-    if fmt.specials == "ieee":
-        return signs * ((1 << fmt.man_bits) - 1)  # E all ones, M != 0
-    if fmt.specials == "fn":
-        return signs  # E and M all ones
-    return 1  # fnuz: the code of -0; e8m0: all ones
+    """How many of the ``2**bits`` codes of ``fmt`` mean NaN (the format's ``nan_code_ranges``)."""
+    return sum(hi - lo + 1 for lo, hi in _formats.get(fmt).nan_code_ranges)
 
 
 def inf_codes(fmt) -> int:
     """How many codes of ``fmt`` mean an infinity (``+inf`` and ``-inf``)."""
-    fmt = _formats.get(fmt)
-    if not getattr(fmt, "has_inf", False):
-        return 0
-    return 2 if fmt.signed else 1
+    return len(_formats.get(fmt).inf_codes)
 
 
 def _smallest_positive(fmt) -> float:
@@ -78,6 +68,8 @@ def format_row(fmt) -> dict:
                    unit_roundoff=unit_roundoff(fmt, "nearest_even"))
     elif isinstance(fmt, IntFormat):
         row.update(bias=0, min_normal=1.0, eps=1.0)
+    elif fmt.kind == "log":
+        row.update(bias=fmt.bias, emin=fmt.emin, emax=fmt.emax, min_normal=fmt.min_normal, eps=fmt.eps)
     return row
 
 
@@ -121,14 +113,8 @@ def _cell(v, digits: int) -> str:
         return "yes" if v else "no"
     if isinstance(v, int):
         return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        if v == int(v) and abs(v) < 1e7:
-            return str(int(v))
-        return f"{v:.{digits}g}"
+    if isinstance(v, float):  # integral values below 1e7 as integers, others to `digits` digits
+        return format_value(v, f".{digits}g", integer=abs(v) < 1e7)
     return str(v)
 
 

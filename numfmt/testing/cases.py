@@ -27,9 +27,25 @@ import numpy as np
 
 from numfmt import formats as _formats
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
+from numfmt.testing import log_cases
 from numfmt.testing.reference import grid_value
 
-__all__ = ["FAMILIES", "REGIONS", "Case", "cases_for", "family_of", "simplicity", "source_dtype"]
+__all__ = [
+    "FAMILIES",
+    "REGIONS",
+    "Case",
+    "cases_for",
+    "family_of",
+    "finite_max_bits",
+    "floor_bits",
+    "from_bits",
+    "range_bits",
+    "signed_values",
+    "simplicity",
+    "source_dtype",
+    "to_bits",
+    "uint_dtype",
+]
 
 #: Every family name a case can carry, in the order ``cases_for`` lists them.
 FAMILIES = {
@@ -101,22 +117,24 @@ def source_dtype(source) -> np.dtype:
     return dtype
 
 
-def _uint(dtype: np.dtype):
+def uint_dtype(dtype: np.dtype):
+    """The unsigned integer type of ``dtype``'s width (its bit patterns)."""
     return _UINT[dtype.itemsize]
 
 
 def from_bits(bits, dtype: np.dtype) -> np.generic:
     """The scalar of ``dtype`` with bit pattern ``bits``."""
-    return np.array(bits, dtype=_uint(dtype)).view(dtype)[()]
+    return np.array(bits, dtype=uint_dtype(dtype)).view(dtype)[()]
 
 
 def to_bits(value) -> int:
     """The bit pattern of a NumPy float scalar."""
     arr = np.asarray(value)
-    return int(arr.view(_uint(arr.dtype))[()])
+    return int(arr.view(uint_dtype(arr.dtype))[()])
 
 
-def _finite_max_bits(dtype: np.dtype) -> int:
+def finite_max_bits(dtype: np.dtype) -> int:
+    """The bit pattern of ``dtype``'s largest finite value."""
     return to_bits(np.array(ml_dtypes.finfo(dtype).max, dtype=dtype)[()])
 
 
@@ -124,9 +142,9 @@ def _value_of(bits: int, dtype: np.dtype) -> Fraction:
     return Fraction(float(from_bits(bits, dtype)))
 
 
-def _floor_bits(x: Fraction, dtype: np.dtype) -> int | None:
+def floor_bits(x: Fraction, dtype: np.dtype) -> int | None:
     """Bits of the largest source value ``<= x`` (``x >= 0``), or None past the finite range."""
-    top = _finite_max_bits(dtype)
+    top = finite_max_bits(dtype)
     if x > _value_of(top, dtype):
         return None
     with np.errstate(over="ignore"):
@@ -145,10 +163,10 @@ def _positive_cases(x: Fraction, dtype: np.dtype, family: str, either_side: bool
     Yields ``(bits, family)``; with ``either_side`` also one source ulp below and above
     (``family-ulp``, ``family+ulp``).
     """
-    lo = _floor_bits(x, dtype)
+    lo = floor_bits(x, dtype)
     if lo is None:
         return
-    top = _finite_max_bits(dtype)
+    top = finite_max_bits(dtype)
     exact = _value_of(lo, dtype) == x
     if exact:
         yield lo, family
@@ -228,6 +246,8 @@ def _grid(fmt):
     if isinstance(fmt, CodebookFormat):
         points = [Fraction(v) for v in fmt.table]
         return points, list(itertools.pairwise(points)), None
+    if fmt.kind == "log":  # magnitudes, as for float formats (numfmt.testing.log_cases)
+        return log_cases.log_grid(fmt)
     raise TypeError(f"fmt must be a FloatFormat, IntFormat or CodebookFormat, got {fmt!r}")
 
 
@@ -252,7 +272,7 @@ def cases_for(fmt, source=np.float32) -> list[Case]:
     fmt = _formats.get(fmt)
     dtype = source_dtype(source)
     sign = 1 << (8 * dtype.itemsize - 1)
-    found: list[tuple[int, str]] = [(0, "zero"), (_finite_max_bits(dtype), "source_max"),
+    found: list[tuple[int, str]] = [(0, "zero"), (finite_max_bits(dtype), "source_max"),
                                     (1, "source_min_subnormal")]
 
     def near(x: Fraction, family: str, either_side: bool = True):
@@ -274,6 +294,14 @@ def cases_for(fmt, source=np.float32) -> list[Case]:
         near(Fraction(fmt.max), "max", either_side=False)
         near(Fraction(fmt.max) + Fraction(1, 2), "overflow_threshold")
         near(Fraction(fmt.min) - Fraction(1, 2), "overflow_threshold")
+    elif fmt.kind == "log":  # the linear ties come from the pairs below; these are the log domain's
+        near(points[1], "min_subnormal", either_side=False)
+        near(points[1] / 2, "half_min_subnormal")
+        found.extend(c for c in _positive_cases(points[-1], dtype, "max", True) if c[1] != "max-ulp")
+        near((points[-1] + past_max) / 2, "overflow_threshold")
+        near(past_max, "past_max", either_side=False)
+        for t in log_cases.log_decision_points(fmt):
+            near(t, "tie")
     for a, b in pairs:
         near((a + b) / 2, "tie")
     for g in points:
@@ -330,8 +358,10 @@ class _SignedValues:
         return Fraction(self.fmt.table[i])
 
 
-def _signed_values(fmt):
+def signed_values(fmt):
     """The signed values of ``fmt`` (lazily, by index) and the first point past max (or None)."""
+    if fmt.kind == "log":
+        return log_cases.log_signed_values(fmt)
     if isinstance(fmt, FloatFormat):
         past = grid_value(fmt.max_code + 1, fmt)
     elif isinstance(fmt, IntFormat):
@@ -341,19 +371,21 @@ def _signed_values(fmt):
     return _SignedValues(fmt), past
 
 
-def _range_bits(fmt, dtype, past_max) -> tuple[int, int]:
+def range_bits(fmt, dtype, past_max) -> tuple[int, int]:
     """Source magnitude bits spanning a quarter of ``fmt``'s smallest value to twice its largest."""
-    top = _finite_max_bits(dtype)
+    top = finite_max_bits(dtype)
     if isinstance(fmt, FloatFormat):
         low = grid_value(fmt.min_positive_code, fmt) / 4
     elif isinstance(fmt, IntFormat):
         low = Fraction(1, 4)
+    elif fmt.kind == "log":
+        low = Fraction(fmt.min_normal) / 4
     else:
         nonzero = [abs(Fraction(v)) for v in fmt.table if v != 0]
         low = min(nonzero) / 4
     high = 2 * (past_max if past_max is not None else Fraction(fmt.max))
-    lo_bits = _floor_bits(low, dtype)
-    hi_bits = _floor_bits(high, dtype)
+    lo_bits = floor_bits(low, dtype)
+    hi_bits = floor_bits(high, dtype)
     return (0 if lo_bits is None else lo_bits), (top if hi_bits is None else hi_bits)
 
 
@@ -383,6 +415,8 @@ def family_of(value, fmt) -> str:
     if v == 0:
         return "zero"
     x = Fraction(v)
+    if fmt.kind == "log":
+        return log_cases.log_family_of(x, fmt)
     if isinstance(fmt, FloatFormat):
         a = abs(x)
         top = grid_value(fmt.max_code, fmt)

@@ -21,61 +21,29 @@ and the random word ``u`` (see :func:`reference_round`).
 from __future__ import annotations
 
 import math
-import numbers
 from fractions import Fraction
 
+from numfmt.checks import check_bool
 from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
+from numfmt.testing.exact import (
+    DETERMINISTIC_MODES,
+    check_sr,
+    exact_value,
+    floor_log2,
+    pow2,
+    stochastic_up,
+)
+from numfmt.testing.log_reference import log_reference_decode, log_reference_round
 
-__all__ = ["exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
+__all__ = ["DETERMINISTIC_MODES", "exact_value", "grid_value", "reference_decode", "reference_round", "special_codes"]
 
-_MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
-_SR_VARIANTS = ("truncate", "unbiased")
+_MODES = DETERMINISTIC_MODES
 _HALF = Fraction(1, 2)
-
-
-def exact_value(value) -> tuple[int, Fraction | None, bool]:
-    """Split ``value`` into ``(sign, magnitude, is_nan)`` exactly.
-
-    ``sign`` is 1 for a negative value, ``-0.0`` and a NaN with its sign bit set.
-    ``magnitude`` is a Fraction, ``None`` for infinity (and for NaN). Accepts Python
-    ints, floats and Fractions, and NumPy / ml_dtypes float and int scalars (every
-    float of at most 64 bits converts to a Python float exactly).
-    """
-    if isinstance(value, Fraction):
-        return int(value < 0), abs(value), False
-    if isinstance(value, numbers.Integral):
-        return int(value < 0), Fraction(abs(int(value))), False
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"value must be a real number, got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"value must be a real number, got {value!r}") from err
-    sign = int(math.copysign(1.0, f) < 0)
-    if math.isnan(f):
-        return sign, None, True
-    if math.isinf(f):
-        return sign, None, False
-    return sign, abs(Fraction(f)), False
-
-
-def _floor_log2(a: Fraction) -> int:
-    """``floor(log2(a))`` for a positive Fraction, from the bit lengths of its terms."""
-    n, d = a.numerator, a.denominator
-    e = n.bit_length() - d.bit_length()
-    # 2**e <= n/d  <=>  n << -e >= d (or n >= d << e); at most one step down is needed.
-    if (n << -e if e < 0 else n) < (d << e if e > 0 else d):
-        e -= 1
-    return e
 
 
 def _emin_field(fmt: FloatFormat) -> int:
     """The lowest exponent field of a normal binade: E8M0 style has no zero, so E = 0 is normal."""
     return 0 if fmt.specials == "e8m0" else 1
-
-
-def _pow2(k: int) -> Fraction:
-    return Fraction(1 << k) if k >= 0 else Fraction(1, 1 << -k)
 
 
 def _neighbours(a: Fraction, fmt: FloatFormat) -> tuple[int, int, Fraction, bool]:
@@ -87,40 +55,21 @@ def _neighbours(a: Fraction, fmt: FloatFormat) -> tuple[int, int, Fraction, bool
     """
     p = fmt.man_bits
     emin = _emin_field(fmt) - fmt.bias  # unbiased exponent of the lowest normal binade
-    e = _floor_log2(a)
+    e = floor_log2(a)
     if e >= emin:
         # Normal (or extended, past the top binade): a = q * 2**(e-p) + rest, q in [2**p, 2**(p+1)).
-        scaled = a * _pow2(p - e)
+        scaled = a * pow2(p - e)
         q = scaled.numerator // scaled.denominator
         lo = ((e + fmt.bias) << p) + q - (1 << p)
         return lo, lo + 1, scaled - q, lo % 2 == 0
     if fmt.subnormals:
         # The subnormal binade: step 2**(emin - p) from 0, code = M.
-        scaled = a * _pow2(p - emin)
+        scaled = a * pow2(p - emin)
         q = scaled.numerator // scaled.denominator
         return q, q + 1, scaled - q, q % 2 == 0
     # No subnormals: the grid below min_normal is {0, min_normal}; by grid index 0 is
     # even and min_normal odd, whatever min_normal's code is (docs/semantics.md).
-    return 0, 1 << p, a / _pow2(emin), True
-
-
-def _stochastic_up(frac: Fraction, sr: tuple[int, int | None, str, int]) -> bool:
-    """Whether stochastic rounding at fraction ``0 <= frac < 1`` goes up, for ``sr = (u, rbits, variant, W)``.
-
-    ``m`` random bits decide (``m = W`` in exact mode, else ``rbits``): the fraction is
-    scaled to ``T = frac * 2**m``, cut to an integer (floor; for ``variant="unbiased"``
-    with ``rbits`` set, nearest with ties to the even integer), and the result goes up
-    iff adding the low ``m`` bits of ``u`` to ``T`` carries out of ``m`` bits.
-    """
-    u, rbits, variant, word_bits = sr
-    m = word_bits if rbits is None else rbits
-    scaled = frac * (1 << m)
-    t = scaled.numerator // scaled.denominator
-    if rbits is not None and variant == "unbiased":
-        rest = scaled - t
-        if rest > _HALF or (rest == _HALF and t % 2 == 1):
-            t += 1
-    return (u % (1 << m)) + t >= 1 << m
+    return 0, 1 << p, a / pow2(emin), True
 
 
 def _pick(lo: int, hi: int, frac: Fraction, lo_even: bool, mode: str, negative: bool, sr=None) -> int:
@@ -128,7 +77,7 @@ def _pick(lo: int, hi: int, frac: Fraction, lo_even: bool, mode: str, negative: 
     if frac == 0:
         return lo
     if mode == "stochastic":
-        return hi if _stochastic_up(frac, sr) else lo
+        return hi if stochastic_up(frac, sr) else lo
     if mode == "nearest_even":
         if frac != _HALF:
             return lo if frac < _HALF else hi
@@ -167,28 +116,6 @@ def _check_mode(rounding) -> str:
     if rounding != "stochastic" and rounding not in _MODES:
         raise ValueError(f"rounding must be one of {_MODES + ('stochastic',)}, got {rounding!r}")
     return rounding
-
-
-def _check_sr(mode: str, u, rbits, variant, word_bits) -> tuple[int, int | None, str, int] | None:
-    """Validate the stochastic-rounding arguments; ``(u, rbits, variant, word_bits)`` or None."""
-    if variant not in _SR_VARIANTS:
-        raise ValueError(f"variant must be one of {_SR_VARIANTS}, got {variant!r}")
-    if word_bits not in (32, 64):
-        raise ValueError(f"word_bits must be 32 or 64, got {word_bits!r}")
-    if mode != "stochastic":
-        for name, arg in (("u", u), ("rbits", rbits)):
-            if arg is not None:
-                raise ValueError(f"{name} is only used with rounding='stochastic', got rounding={mode!r}")
-        return None
-    if u is None:
-        raise ValueError("rounding='stochastic' needs u= (the random word)")
-    if isinstance(u, bool) or not isinstance(u, numbers.Integral) or not 0 <= int(u) < 1 << word_bits:
-        raise ValueError(f"u must be an int in [0, 2**{word_bits}) for word_bits={word_bits}, got {u!r}")
-    if rbits is not None:
-        if isinstance(rbits, bool) or not isinstance(rbits, numbers.Integral) or not 1 <= rbits <= word_bits:
-            raise ValueError(f"rbits must be an int in [1, {word_bits}] or None, got {rbits!r}")
-        rbits = int(rbits)
-    return int(u), rbits, variant, word_bits
 
 
 def special_codes(fmt: FloatFormat) -> tuple[int, int | None, int | None, bool]:
@@ -246,7 +173,7 @@ def _round_float(sign: int, mag, is_nan: bool, fmt: FloatFormat, mode: str, satu
         return overflow(True)
     if mag == 0:
         return sign * sign_bit if negative_zero else 0
-    if e8m0 and mag < _pow2(-fmt.bias):
+    if e8m0 and mag < pow2(-fmt.bias):
         return 0  # below min: min is the only neighbour, in every mode
     lo, hi, frac, lo_even = _neighbours(mag, fmt)
     code = _pick(lo, hi, frac, lo_even, mode, bool(sign), sr)
@@ -339,12 +266,15 @@ def reference_round(
       The code as a non-negative int: sign bit at ``fmt.bits - 1`` for signed float
       formats, two's complement in the low ``bits`` bits for integer formats.
     """
+    if getattr(fmt, "kind", None) == "log":  # the logarithmic formats: numfmt.testing.log_reference
+        return log_reference_round(value, fmt, rounding, saturate=saturate, u=u, rbits=rbits, variant=variant,
+                                   word_bits=word_bits)
     fmt = _check_fmt(fmt)
     mode = _check_mode(rounding)
-    sr = _check_sr(mode, u, rbits, variant, word_bits)
+    sr = check_sr(mode, u, rbits, variant, word_bits)
     sign, mag, is_nan = exact_value(value)
     if isinstance(fmt, FloatFormat):
-        return _round_float(sign, mag, is_nan, fmt, mode, bool(saturate), sr)
+        return _round_float(sign, mag, is_nan, fmt, mode, check_bool(saturate, "saturate"), sr)
     if isinstance(fmt, IntFormat):
         return _round_int(sign, mag, is_nan, fmt, mode, sr)
     return _round_codebook(sign, mag, is_nan, fmt, mode)
@@ -360,8 +290,8 @@ def grid_value(magnitude_code: int, fmt: FloatFormat) -> Fraction:
     p = fmt.man_bits
     e_field, m = magnitude_code >> p, magnitude_code & ((1 << p) - 1)
     if e_field >= _emin_field(fmt):
-        return (Fraction(1 << p) + m) * _pow2(e_field - fmt.bias - p)
-    return Fraction(m) * _pow2(1 - fmt.bias - p) if fmt.subnormals else Fraction(0)
+        return (Fraction(1 << p) + m) * pow2(e_field - fmt.bias - p)
+    return Fraction(m) * pow2(1 - fmt.bias - p) if fmt.subnormals else Fraction(0)
 
 
 def reference_decode(code: int, fmt):
@@ -374,6 +304,8 @@ def reference_decode(code: int, fmt):
     has ``-0``, so never in the ``fnuz`` style). Integer codes are read as
     two's complement (for narrow formats the dropped code still reads as ``min - 1``).
     """
+    if getattr(fmt, "kind", None) == "log":  # the logarithmic formats: numfmt.testing.log_reference
+        return log_reference_decode(code, fmt)
     fmt = _check_fmt(fmt)
     code = int(code)
     if not 0 <= code < (1 << fmt.bits):
@@ -401,9 +333,9 @@ def reference_decode(code: int, fmt):
     if fmt.specials == "fnuz" and code == sign_bit:
         return math.nan
     if e_field >= _emin_field(fmt):
-        value = (Fraction(1 << p) + m) * _pow2(e_field - fmt.bias - p)
+        value = (Fraction(1 << p) + m) * pow2(e_field - fmt.bias - p)
     elif fmt.subnormals:
-        value = Fraction(m) * _pow2(1 - fmt.bias - p)
+        value = Fraction(m) * pow2(1 - fmt.bias - p)
     else:
         value = Fraction(0)
     if value == 0:  # fnuz reads a non-canonical signed zero (no subnormals) as +0

@@ -16,15 +16,15 @@ from numfmt.testing.cases import (
     FAMILIES,
     REGIONS,
     Case,
-    _finite_max_bits,
-    _floor_bits,
-    _range_bits,
-    _signed_values,
-    _uint,
     cases_for,
     family_of,
+    finite_max_bits,
+    floor_bits,
+    range_bits,
+    signed_values,
     simplicity,
     source_dtype,
+    uint_dtype,
 )
 from numfmt.testing.reference import reference_decode
 
@@ -141,9 +141,9 @@ def floats_for(fmt, source=np.float32, *, labelled: bool = False):
     st = _st()
     fmt = _formats.get(fmt)
     dtype = source_dtype(source)
-    uint = _uint(dtype)
+    uint = uint_dtype(dtype)
     width = 8 * dtype.itemsize
-    top = _finite_max_bits(dtype)
+    top = finite_max_bits(dtype)
 
     def make(bits: int, family: str) -> Case:
         return Case(np.array(bits, dtype=uint).view(dtype)[()], family)
@@ -157,18 +157,18 @@ def floats_for(fmt, source=np.float32, *, labelled: bool = False):
     structured = st.sampled_from(names).flatmap(lambda name: st.sampled_from(by_family[name]))
     raw = st.integers(0, (1 << width) - 1).map(lambda b: make(b, "random_bits"))
 
-    grid_values, past_max = _signed_values(fmt)
+    grid_values, past_max = signed_values(fmt)
 
     @st.composite
     def near(draw, tie: bool):
         i = draw(st.integers(0, len(grid_values) - (2 if tie else 1)))
         x = (grid_values[i] + grid_values[i + 1]) / 2 if tie else grid_values[i]
-        lo = _floor_bits(abs(x), dtype)
+        lo = floor_bits(abs(x), dtype)
         bits = min(max((top if lo is None else lo) + draw(st.integers(-3, 4)), 0), top)
         negative = draw(st.booleans()) if x == 0 else x < 0
         return make(bits | (1 << (width - 1) if negative else 0), "near_tie" if tie else "near_grid")
 
-    smallest, largest = _range_bits(fmt, dtype, past_max)
+    smallest, largest = range_bits(fmt, dtype, past_max)
     in_range = st.tuples(st.integers(smallest, largest), st.booleans()).map(
         lambda t: make(t[0] | (1 << (width - 1) if t[1] else 0), "in_range"))
     strategy = st.one_of(structured, raw, near(False), near(True), in_range)

@@ -29,12 +29,14 @@ from collections import Counter
 import numpy as np
 
 from numfmt import formats as _formats
+from numfmt.checks import check_bool
+from numfmt.describe import format_value
 from numfmt.formats import CodebookFormat
-from numfmt.rounding import DETERMINISTIC_MODES as _MODES
 from numfmt.testing import strategies as _strategies
+from numfmt.testing.reference import DETERMINISTIC_MODES as _MODES
 from numfmt.testing.reference import reference_decode, reference_round
 
-__all__ = ["Mismatch", "VerifyReport", "verify"]
+__all__ = ["CandidateError", "Mismatch", "VerifyReport", "verify"]
 
 _CHUNK = 1 << 13  # inputs per candidate call in the exhaustive stage
 _RANDOM_FAMILIES = ("random_bits", "near_grid", "near_tie", "in_range")
@@ -84,6 +86,14 @@ class Mismatch(AssertionError):
         self.value, self.family, self.expected, self.actual, self.stage = value, family, expected, actual, stage
 
 
+class CandidateError(RuntimeError):
+    """The candidate raised an exception: it could not be checked (not a mismatch).
+
+    The message names the candidate, the exception and the batch of inputs it was
+    given; the candidate's own exception is the ``__cause__``.
+    """
+
+
 def _name(candidate) -> str:
     name = getattr(candidate, "__qualname__", None) or getattr(candidate, "__name__", None) or repr(candidate)
     module = getattr(candidate, "__module__", None)
@@ -91,9 +101,8 @@ def _name(candidate) -> str:
 
 
 def _show_value(v) -> str:
-    if isinstance(v, float):  # nan, ±inf, -0.0 from reference_decode
-        return repr(v)
-    return repr(float(v))  # exact: every value of a format of at most 32 bits is a float64
+    # exact: every value of a format of at most 32 bits is a float64 (nan, ±inf, -0.0 too)
+    return format_value(v)
 
 
 class _Checker:
@@ -125,7 +134,13 @@ class _Checker:
 
     def actual(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):  # the inputs include inf and NaN on purpose
-            out = self.candidate(x)
+            try:
+                out = self.candidate(x)
+            except Exception as err:
+                shown = ", ".join(format_value(v) for v in x[:4]) + (", ..." if x.size > 4 else "")
+                raise CandidateError(
+                    f"candidate {self.name} raised {type(err).__name__}: {err} (called on {x.size} {self.dtype.name} "
+                    f"inputs: {shown})") from err
         try:
             arr = np.asarray(out)
         except Exception as err:  # any result that is no array is the candidate's error
@@ -183,11 +198,13 @@ def _simplest(checker, values, family, fails, stage):
 
 
 def _check_args(candidate, fmt, rounding, source, exhaustive, max_examples, batch_size):
+    check_bool(exhaustive, "exhaustive")
     if not callable(candidate):
         raise TypeError(f"candidate must be a function from an array of floats to codes, got {candidate!r}")
     fmt = _formats.get(fmt)
-    if rounding not in _MODES:
-        raise ValueError(f"rounding must be one of {_MODES}, got {rounding!r}")
+    modes = _MODES + (("nearest_log",) if fmt.kind == "log" else ())  # the log domain's nearest
+    if rounding not in modes:
+        raise ValueError(f"rounding must be one of {modes}, got {rounding!r}")
     if isinstance(fmt, CodebookFormat) and rounding not in ("nearest_even", "nearest_away"):
         raise ValueError(f"codebook format {fmt.name} rounds to nearest only, got rounding={rounding!r}")
     dtype = _strategies.source_dtype(source)
@@ -232,7 +249,9 @@ def verify(
       max_examples: random batches to draw (default 100), of ``batch_size`` inputs each.
       edge_cases: run the structured cases first (they are also used to find a simpler
         failing input when the random stage finds one).
-      seed: seeds hypothesis, so a run is reproducible.
+      seed: seeds hypothesis: the same program gives the same draws (hypothesis also mixes
+        in the literal constants of the loaded modules, so which inputs are drawn can
+        differ between programs; docs/verify.md).
       name: the candidate's name in messages (default: its qualified name).
 
     Returns:
@@ -241,11 +260,13 @@ def verify(
     Raises:
       Mismatch: (an ``AssertionError``) for the simplest failing input, with its bits,
         value and family and the expected and actual codes and values.
+      CandidateError: the candidate raised an exception (its ``__cause__``).
       TypeError / ValueError: for bad arguments, or a candidate whose result has the
         wrong dtype, shape or out-of-range codes.
     """
     fmt, dtype = _check_args(candidate, fmt, rounding, source, exhaustive, max_examples, batch_size)
-    checker = _Checker(candidate, fmt, rounding, bool(saturate), dtype, name or _name(candidate))
+    saturate, edge_cases = check_bool(saturate, "saturate"), check_bool(edge_cases, "edge_cases")
+    checker = _Checker(candidate, fmt, rounding, saturate, dtype, name or _name(candidate))
     families: Counter = Counter()
 
     cases = _strategies.cases_for(fmt, dtype)
@@ -269,13 +290,13 @@ def verify(
                 raise _simplest(checker, chunk, lambda i, chunk=chunk: _strategies.family_of(chunk[i], fmt), fails,
                                 f"the exhaustive check of every {dtype.name} input; the simplest failing one is shown")
         families["exhaustive"] += total
-        return VerifyReport(checker.name, fmt.name, rounding, bool(saturate), dtype.name, structured, total, 0,
+        return VerifyReport(checker.name, fmt.name, rounding, saturate, dtype.name, structured, total, 0,
                             dict(families))
 
     drawn = _random_stage(checker, fmt, dtype, max_examples or 100, batch_size, seed, families)
     if isinstance(drawn, Mismatch):
         raise _prefer_structured(checker, drawn, values, labels, edge_cases)
-    return VerifyReport(checker.name, fmt.name, rounding, bool(saturate), dtype.name, structured, 0, drawn,
+    return VerifyReport(checker.name, fmt.name, rounding, saturate, dtype.name, structured, 0, drawn,
                         dict(families))
 
 

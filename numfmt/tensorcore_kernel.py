@@ -1,0 +1,433 @@
+"""The arithmetic of :mod:`numfmt.tensorcore`: block FMAs, the scan over K, split-K.
+
+Everything here is exact on float32 and int32 (no float64). A block FMA needs, per
+output, the largest nominal exponent ``E`` of its products and the sum of the products
+truncated to ``alignment_bits`` fraction bits below ``2**E``. Two paths compute it:
+
+* the *fast* path (used whenever the data allow it, which is almost always): each
+  operand block is scaled by its row's (column's) largest power of two, ``2**ca``
+  (``2**cb``), so that products are exact float32 near 1 whatever the operands' range;
+  ``E - ca - cb`` is read off a matrix product of powers ``2**(P*(e - ca))``: a sum of
+  at most ``n < 2**P`` powers ``2**(P*x_i)`` lies in ``[2**(P*X), 2**(P*X + P))`` where
+  ``X = max x_i``, so ``X = floor(log2(sum) / P)`` exactly, even with the sum rounded.
+  Then each product costs two multiplications, a truncation and an addition.
+* the *general* path, taken by :func:`jax.lax.cond` when some output's largest product
+  lies more than ``126 / P`` binades below ``2**(ca + cb)`` (the powers would underflow):
+  exponents are added and max-reduced per product in int32.
+
+Both give identical bits; tests/test_tensorcore.py checks one against the other.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax.numpy as jnp
+from jax import lax
+
+from numfmt import codec as _codec
+from numfmt.formats import FloatFormat
+
+_ZERO_EXP = -(1 << 20)  # the exponent given to a zero operand: below every product's
+_F32 = jnp.float32
+_I32 = jnp.int32
+_HI = lax.Precision.HIGHEST
+
+
+# ---- bits ---------------------------------------------------------------------------------------
+
+
+def pow2(e):
+    """2.0**e as float32 for int32 ``e`` in [-126, 127] (built from exponent bits)."""
+    return lax.bitcast_convert_type((e + 127) << 23, _F32)
+
+
+def decompose(x, fmt: FloatFormat):
+    """Signed significand (float32, |sig| < 2), nominal exponent (int32), non-finite mask.
+
+    ``x == sig * 2**exp`` with ``exp = max(floor(log2|x|), fmt.emin)``, read from the
+    bit pattern (a subnormal operand keeps its format's ``emin``, as the hardware aligns
+    it); zeros and non-finite values get ``sig = 0`` and an exponent below every product's.
+    """
+    u = lax.bitcast_convert_type(x, jnp.uint32)
+    field = ((u >> 23) & 0xFF).astype(_I32)
+    man = (u & 0x7FFFFF).astype(_I32)
+    nonfinite = field == 255
+    floor_exp = jnp.where(field == 0, -126, field - 127)
+    exp = jnp.maximum(floor_exp, fmt.emin)
+    sig_normal = lax.bitcast_convert_type(((127 + floor_exp - exp) << 23) | man, _F32)
+    sig_sub = man.astype(_F32) * _F32(2.0**-23)  # a float32 subnormal input: exp is -126
+    sig = jnp.where(field == 0, sig_sub, sig_normal)
+    zero = ((u & jnp.uint32(0x7FFFFFFF)) == 0) | nonfinite
+    sig = jnp.where(zero, _F32(0), jnp.where((u >> 31) == 1, -sig, sig))
+    return sig, jnp.where(zero, _ZERO_EXP, exp), nonfinite
+
+
+def _acc_parts(c):
+    """The running sum's signed significand in [1, 2) and exponent; zero: (0, _ZERO_EXP)."""
+    u = lax.bitcast_convert_type(c, jnp.uint32)
+    field = ((u >> 23) & 0xFF).astype(_I32)
+    sig = lax.bitcast_convert_type((u & jnp.uint32(0x807FFFFF)) | jnp.uint32(0x3F800000), _F32)
+    zero = field == 0  # (float32 subnormal sums are not modelled: XLA's CPU backend flushes them)
+    return jnp.where(zero, _F32(0), sig), jnp.where(zero, _ZERO_EXP, field - 127)
+
+
+def _two_sum(a, b):
+    """s = fl(a + b) and the exact error e = a + b - s (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _trunc_bits(x, drop: int):
+    """``x`` with its ``drop`` lowest significand bits cleared (toward zero)."""
+    if drop == 0:
+        return x
+    u = lax.bitcast_convert_type(x, jnp.uint32)
+    return lax.bitcast_convert_type(u & jnp.uint32(~((1 << drop) - 1) & 0xFFFFFFFF), _F32)
+
+
+def _round_pair(s, e, fmt: FloatFormat, rounding: str):
+    """The exact value ``s + e`` (with ``s = fl(s + e)``) rounded into ``fmt`` (an E8Mx)."""
+    drop = 23 - fmt.man_bits
+    if rounding == "nearest_even":
+        if drop == 0:
+            return s
+        # Round to odd at 24 bits first (the sticky bit), then to nearest: one rounding
+        # (Boldo & Melquiond, "When double rounding is odd", 2005).
+        u = lax.bitcast_convert_type(s, jnp.uint32)
+        toward = jnp.where((e > 0) == (s > 0), u + 1, u - 1)
+        odd = jnp.where((e != 0) & ((u & 1) == 0), toward, u)
+        return _codec.quantize(lax.bitcast_convert_type(odd, _F32), fmt)
+    r = _trunc_bits(s, drop)
+    # s was rounded away from zero past the true value: start one float32 below |s|.
+    below = (r == s) & (e != 0) & ((e > 0) != (s > 0))
+    u = lax.bitcast_convert_type(s, jnp.uint32)
+    return jnp.where(below, _trunc_bits(lax.bitcast_convert_type(u - 1, _F32), drop), r)
+
+
+def _plus_zero(x):
+    """-0 as +0: an exact zero sum is +0 on the hardware (recorded data). (XLA folds ``x + 0``.)"""
+    return jnp.where(x == 0, _F32(0), x)
+
+
+def _scale(r, e):
+    """``r * 2**e`` for int32 ``e`` beyond float32's exponent range, in two exact steps."""
+    e1 = jnp.clip(e, -126, 127)
+    return r * pow2(e1) * pow2(jnp.clip(e - e1, -126, 127))
+
+
+# ---- one block FMA ----------------------------------------------------------------------------
+
+
+def _split_sum(model) -> bool:
+    """Whether the block's integer terms could overflow an int32 sum (then: two halves)."""
+    return model.block_size << (model.alignment_bits + 2) > 1 << 31
+
+
+def _high(k, bits: int):
+    """Integer-valued float32 ``k`` without its ``bits`` lowest bits (toward zero), exactly.
+
+    (Not ``(k + C) - C``: XLA folds that to ``k``.)
+    """
+    return jnp.trunc(k * _F32(2.0**-bits)) * _F32(2.0**bits)
+
+
+def _finish(model, c, x, c_sig, c_exp, big_e):
+    """Sum the aligned products ``x`` (…, M, n, N) truncated, add ``c``, normalize once.
+
+    ``x`` holds each product in units of ``2**(E - w)``: its kept bits are its integer
+    part, at most ``w + 2`` bits. They are summed in int32 (associative, so XLA
+    vectorizes the reduction, which it cannot do for a float32 sum) and the total is
+    carried on as an exact pair of float32.
+    """
+    w = model.alignment_bits
+    chop = jnp.trunc if model.alignment_rounding == "toward_zero" else jnp.round
+    k = chop(x).astype(_I32)
+    if _split_sum(model):
+        cut = 12
+        hi = jnp.sum(k >> cut, axis=-2).astype(_F32) * _F32(2.0**cut)
+        lo = jnp.sum(k & ((1 << cut) - 1), axis=-2).astype(_F32)
+    else:
+        cut = 8
+        total = jnp.sum(k, axis=-2)
+        hi = (total >> cut).astype(_F32) * _F32(2.0**cut)
+        lo = (total & ((1 << cut) - 1)).astype(_F32)
+    if model.accumulator_in_alignment:
+        kc = chop(c_sig * pow2(jnp.clip(w - (big_e - c_exp), -126, 127)))
+        hi, lo = hi + _high(kc, cut), lo + (kc - _high(kc, cut))
+    s, e = _two_sum(hi, lo)
+    acc = model.accumulator_fmt
+    out = _plus_zero(_scale(_round_pair(s, e, acc, model.accumulator_rounding), big_e - w))
+    if not model.accumulator_in_alignment:
+        s, e = _two_sum(c, out)
+        out = _plus_zero(_round_pair(s, e, acc, model.accumulator_rounding))
+    return out
+
+
+def power_bits(model) -> int:
+    """P: a sum of ``block_size`` powers 2**(P*x) stays below 2**(P*(max x + 1))."""
+    return model.block_size.bit_length()
+
+
+def levels(model) -> int | None:
+    """How many power matrix products find E exactly for any operands of the model's formats.
+
+    Level ``j`` reads exponents ``x`` in ``[-(j+1)*D, -j*D]`` (``D = 126 // P`` binades
+    below the row's and column's largest): the powers are shifted up by ``j*D``, half
+    on each operand, so that none overflows. Up to three levels cover FP8 and FP16;
+    formats with float32's exponent range (BF16, TF32) return None: the fast path then
+    runs when one level covers the data (``fast_path_ok``), else the general path.
+    """
+    if absolute(model):
+        return 1
+    span = sum(f.emax - f.emin for f in (model.lhs_fmt, model.rhs_fmt))
+    d = 126 // power_bits(model)
+    need = -(-(span + 1) // d)
+    return need if need <= 3 else None
+
+
+def absolute(model) -> bool:
+    """Whether powers of the exponents themselves (no per-block offset) stay normal.
+
+    True for E4M3 x E4M3 (exponents -6 .. 8): then one power product finds E, and the
+    operands go unscaled (their products are exact float32).
+    """
+    p = power_bits(model)
+    a, b = model.lhs_fmt, model.rhs_fmt
+    return p * (a.emin + b.emin) >= -126 and p * (a.emax + b.emax) <= 126
+
+
+def _block_fast(model, c, a, b, nlevels: int):
+    """One block FMA on the fast path; ``a = (a_s, a_rel, ca)`` (…, M, n), ``b`` (…, n, N)."""
+    (a_s, a_rel, ca), (b_s, b_rel, cb) = a, b
+    c_sig, c_exp = _acc_parts(c)
+    p = power_bits(model)
+    d = 126 // p
+    base = ca[..., :, None] + cb[..., None, :]
+    e_prod = jnp.full(base.shape, _ZERO_EXP, _I32)
+    for j in reversed(range(nlevels)):  # the highest level that holds a normal sum wins
+        sa, sb = (j + 1) // 2 * d, j // 2 * d
+
+        def powers(rel, shift):
+            q = p * rel + p * shift
+            return jnp.where(q >= -126, pow2(jnp.clip(q, -126, 127)), _F32(0))
+
+        q = jnp.einsum("...mi,...in->...mn", powers(a_rel, sa), powers(b_rel, sb), precision=_HI)
+        field = lax.bitcast_convert_type(q, _I32) >> 23  # (q >= 0: no sign bit)
+        found = (field > 0) & (field < 255)
+        e_prod = jnp.where(found, base + jnp.floor_divide(field - 127, p) - j * d, e_prod)
+    big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
+    big_e = jnp.maximum(big_e, -(1 << 12))  # an all-zero block: any E will do
+    scale = pow2(jnp.clip(model.alignment_bits - (big_e - base), -126, 127))
+    x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * scale[..., None, :]
+    return _finish(model, c, x, c_sig, c_exp, big_e)
+
+
+def _block_general(model, c, a, b):
+    """One block FMA on the general path; ``a = (sig, exp)`` (…, M, n), ``b`` (…, n, N)."""
+    (a_s, a_e), (b_s, b_e) = a, b
+    c_sig, c_exp = _acc_parts(c)
+    t = a_e[..., :, :, None] + b_e[..., None, :, :]
+    e_prod = jnp.max(t, axis=-2)
+    big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
+    big_e = jnp.maximum(big_e, -(1 << 12))
+    shift = jnp.maximum(t + (model.alignment_bits - big_e)[..., None, :], -126)
+    x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * pow2(shift)
+    return _finish(model, c, x, c_sig, c_exp, big_e)
+
+
+def _split12(x):
+    """``x = hi + lo`` with ``hi`` the top 12 significand bits (a bit mask) and ``lo`` exact."""
+    hi = lax.bitcast_convert_type(lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0xFFFFF000), _F32)
+    return hi, x - hi
+
+
+def _block_fma(model, c, a, b):
+    """One exact fused multiply-add per output: ``RN(a * b + c)`` in float32 (``a`` (…, M, 1)).
+
+    The product is exact as ``p + err`` (Dekker's product on 12-bit halves), and
+    ``RN(c + p + err)`` is one rounding by Boldo & Melquiond's emulated FMA ("Emulation
+    of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE
+    TC 2008): ``th + tl = c + p`` exactly, ``v = RO(tl + err)``, result ``RN(th + v)``.
+    """
+    x, y = a[0][..., :, 0][..., :, None], b[0][..., 0, :][..., None, :]
+    p = x * y
+    xh, xl = _split12(x)
+    yh, yl = _split12(y)
+    err = (((xh * yh - p) + xh * yl) + xl * yh) + xl * yl
+    th, tl = _two_sum(c, p)
+    v, ve = _two_sum(tl, err)
+    u = lax.bitcast_convert_type(v, jnp.uint32)
+    toward = jnp.where((ve > 0) == (v > 0), u + 1, u - 1)
+    v = lax.bitcast_convert_type(jnp.where((ve != 0) & ((u & 1) == 0), toward, u), _F32)
+    return _plus_zero(th + v)
+
+
+# ---- the scan over K --------------------------------------------------------------------------
+
+
+def _fast_operand(sig, exp, n: int, offset: bool = True):
+    """(…, R, K) significands and exponents -> the fast path's scaled significands, exponents
+    relative to each block's largest (int32), and that largest (…, R, K // n).
+
+    Without ``offset`` the "largest" is 0: values and exponents as they are.
+    """
+    shape = sig.shape
+    blocks = exp.reshape(*shape[:-1], shape[-1] // n, n)
+    if offset:
+        top = jnp.max(blocks, axis=-1)
+        top = jnp.where(top == _ZERO_EXP, 0, top)
+    else:
+        top = jnp.zeros(blocks.shape[:-1], _I32)
+    rel = jnp.maximum(blocks - top[..., None], -(1 << 12))
+    scaled = sig.reshape(blocks.shape) * pow2(jnp.maximum(rel, -126))
+    return scaled.reshape(shape), rel.reshape(shape), top
+
+
+def _blocks(x, n: int, rows_last: bool):
+    """(…, R, steps*n) -> (steps, …, R, n), or (steps, …, n, R) when ``rows_last``."""
+    x = jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // n, n), -2, 0)
+    return jnp.swapaxes(x, -1, -2) if rows_last else x
+
+
+NEVER = 1 << 30  # a promotion interval that never comes
+
+
+def _scan(model, block, xs, valid, shape, interval):
+    """The running sum over the blocks of ``xs`` (one block per step), promoted every ``interval``.
+
+    One block per step: XLA compiles that several times faster than unrolled steps, and
+    a step is already M * N * n products. ``interval`` (elements, int32, traced, so that
+    models differing only in it share a compilation) is a multiple of the block size.
+    """
+    n = model.block_size
+
+    def step(carry, x):
+        c, total, since = carry
+        (a, b), ok = x
+        c = jnp.where(ok, block(model, c, a, b), c)
+        since = since + n
+        promote = since >= interval
+        total = jnp.where(promote, total + c, total)
+        c = jnp.where(promote, jnp.zeros_like(c), c)
+        return (c, total, jnp.where(promote, 0, since)), None
+
+    zeros = jnp.zeros(shape, _F32)
+    (c, total, _), _ = lax.scan(step, (zeros, zeros, jnp.int32(0)), (xs, valid))
+    return total + c  # (total is +0 when nothing was promoted: c exactly)
+
+
+def chain(model, a, b, interval, path: str = "auto"):
+    """The running sum of one part: ``a`` (sig, exp) (…, M, K), ``b`` (…, N, K) -> (…, M, N).
+
+    ``path``: ``"auto"`` (the fast path where the data allow it), ``"fast"`` or
+    ``"general"`` (for tests: the two must agree wherever the fast path is valid).
+    """
+    n = model.block_size
+    k = a[0].shape[-1]
+    steps = max(1, _ceil_div(k, n))
+    pad = [(0, 0)] * (a[0].ndim - 1) + [(0, steps * n - k)]
+    a = tuple(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP) for i, v in enumerate(a))
+    b = tuple(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP) for i, v in enumerate(b))
+    valid = jnp.arange(steps) < _ceil_div(k, n)
+    shape = a[0].shape[:-1] + (b[0].shape[-2],)
+    nlevels = levels(model)
+
+    def fast(a, b):
+        offset = not absolute(model)
+        fa, fb = _fast_operand(*a, n, offset), _fast_operand(*b, n, offset)
+        xs_a = (_blocks(fa[0], n, False), _blocks(fa[1], n, False), _blocks(fa[2], 1, False)[..., 0])
+        xs_b = (_blocks(fb[0], n, True), _blocks(fb[1], n, True), _blocks(fb[2], 1, False)[..., 0])
+        block = functools.partial(_block_fast, nlevels=nlevels or 1)
+        return _scan(model, block, (xs_a, xs_b), valid, shape, interval)
+
+    def general(a, b):
+        xs_a = tuple(_blocks(v, n, False) for v in a)
+        xs_b = tuple(_blocks(v, n, True) for v in b)
+        return _scan(model, _block_general, (xs_a, xs_b), valid, shape, interval)
+
+    if model.alignment_bits is None:
+        xs = (tuple(_blocks(v, n, False) for v in a), tuple(_blocks(v, n, True) for v in b))
+        return _scan(model, _block_fma, xs, valid, shape, interval)
+    if path == "general":
+        return general(a, b)
+    if path == "fast" or nlevels is not None:
+        return fast(a, b)
+    return lax.cond(fast_path_ok(model, a, b), fast, general, a, b)
+
+
+def fast_path_ok(model, a, b):
+    """Whether one power level finds E for every block and output (wide formats only)."""
+    n, p = model.block_size, power_bits(model)
+    _, ra, _ = _fast_operand(*a, n)
+    _, rb, _ = _fast_operand(*b, n)
+
+    def split(x):  # (…, R, K) -> (blocks, …, R, n)
+        return jnp.moveaxis(x.reshape(*x.shape[:-1], x.shape[-1] // n, n), -2, 0)
+
+    def power(rel):
+        return jnp.where(p * rel >= -126, pow2(jnp.maximum(p * rel, -126)), _F32(0))
+
+    def one(_, blk):
+        pa, pb, za, zb = blk
+        q = jnp.einsum("...mi,...ni->...mn", pa, pb, precision=_HI)
+        z = jnp.einsum("...mi,...ni->...mn", za, zb, precision=_HI)
+        return None, jnp.any((q < _F32(2.0**-126)) & (z > 0))
+
+    xs = (split(power(ra)), split(power(rb)), split((a[0] != 0).astype(_F32)), split((b[0] != 0).astype(_F32)))
+    _, bad = lax.scan(one, None, xs)
+    return ~jnp.any(bad)
+
+
+def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "auto", interval=None):
+    """The model's result for float32 values ``a`` (…, M, K), ``b`` (…, N, K): (…, M, N).
+
+    ``interval``: the promotion interval in elements (may be traced); None reads
+    ``model.promotion_interval``.
+    """
+    if interval is None:
+        interval = NEVER if model.promotion_interval is None else model.promotion_interval
+    sa, ea, bad_a = decompose(a, a_fmt)
+    sb, eb, bad_b = decompose(b, b_fmt)
+    if model.alignment_bits is None:  # exact FMAs read the values themselves
+        sa, sb = jnp.where(bad_a, _F32(0), a), jnp.where(bad_b, _F32(0), b)
+    k = a.shape[-1]
+    if model.split_k == 1:
+        out = chain(model, (sa, ea), (sb, eb), interval, path)
+    else:
+        s, g = model.split_k, model.split_k_granule
+        if model.split_k_interleave:  # k-tile t (of g elements) goes to part t mod s
+            length = _ceil_div(k, s * g) * g
+        else:  # part i holds elements [i*length, (i+1)*length)
+            length = _ceil_div(_ceil_div(k, s), g) * g
+
+        def parts(x, fill):  # (…, R, K) -> (S, …, R, L)
+            x = jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, s * length - k)], constant_values=fill)
+            if model.split_k_interleave:
+                x = x.reshape(*x.shape[:-1], length // g, s, g)
+                return jnp.moveaxis(x, -2, 0).reshape(s, *x.shape[:-3], length)
+            return jnp.moveaxis(x.reshape(*x.shape[:-1], s, length), -2, 0)
+
+        sums = chain(model, (parts(sa, 0), parts(ea, _ZERO_EXP)), (parts(sb, 0), parts(eb, _ZERO_EXP)), interval,
+                     path)
+        out = combine_parts([sums[i] for i in range(s)], model.split_k_partials)
+    # Inf or NaN operands: the IEEE float32 sum of the products (not recorded on hardware).
+    special = jnp.any(bad_a, axis=-1)[..., :, None] | jnp.any(bad_b, axis=-1)[..., None, :]
+    plain = jnp.einsum("...mk,...nk->...mn", a, b, precision=_HI)
+    return jnp.where(special, plain, out)
+
+
+def _ceil_div(x: int, y: int) -> int:
+    return -(-x // y)
+
+
+def combine_parts(parts, partials: int):
+    """Float32 sum of split-K parts: ``partials`` running sums (part i into i mod partials), then pairwise."""
+    sums = [None] * min(partials, len(parts))
+    for i, p in enumerate(parts):
+        j = i % partials
+        sums[j] = p if sums[j] is None else sums[j] + p
+    while len(sums) > 1:
+        sums = [sums[i] + sums[i + 1] if i + 1 < len(sums) else sums[i] for i in range(0, len(sums), 2)]
+    return sums[0]

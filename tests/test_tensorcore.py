@@ -1,0 +1,361 @@
+"""numfmt.tensorcore against recorded H100 output, an exact Python reference, and properties.
+
+* Every recorded output that a model covers (tests/tensorcore_cases.py) must be
+  reproduced bit for bit in at least 99.9 % of its elements; the figure each test
+  measures is the one docs/hardware.md quotes (``python tests/tensorcore_cases.py``
+  prints that table). Outputs no model reproduces are listed with the best agreement
+  reached, and the test checks that figure still holds.
+* An independent reference, in plain Python on ``fractions.Fraction``, computes the
+  block-FMA model of Fasi et al. (2021) from its definition; the JAX kernel must equal it
+  for every parameter (a kernel that rounds, aligns, promotes or splits wrongly fails).
+* Properties: exact products when nothing is truncated, jit == eager, vmap, rows and
+  columns independent of the others, zero padding of K changes nothing, and the fast and
+  general paths of the kernel agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import sys
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import numfmt as nf
+from numfmt import tensorcore as tc
+from numfmt import tensorcore_kernel as tk
+
+# The recorded cases live beside this file (shared with the table printer).
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import tensorcore_cases as cases
+
+R = dataclasses.replace
+
+# ---- the recorded hardware ------------------------------------------------------------------------
+
+FITTED = [c for c in cases.CASES if c.best is None]
+NOT_FITTED = [c for c in cases.CASES if c.best is not None]
+
+
+@pytest.mark.parametrize("c", FITTED, ids=lambda c: c.id)
+def test_recorded_output(c):
+    frac = cases.agreement(c)
+    print(f"{c.id}: {100 * frac:.3f} % bit-identical ({c.model.name}; {c.kernel or 'as named'})")
+    assert frac >= 0.999, f"{c.id}: only {100 * frac:.3f} % of the outputs are bit-identical"
+
+
+@pytest.mark.parametrize("c", NOT_FITTED, ids=lambda c: c.id)
+def test_not_fitted_output_keeps_its_recorded_agreement(c):
+    # A known limit (docs/hardware.md): the figure quoted there must stay true.
+    frac = cases.agreement(c)
+    print(f"{c.id}: {100 * frac:.3f} % bit-identical (not fitted: {c.why})")
+    assert frac >= c.best - 1e-9
+
+
+def test_every_recorded_output_is_listed():
+    listed = {c.id for c in cases.CASES}
+    for name in cases.FILES:
+        for key in cases._npz(name).files:
+            if key.rsplit("/", 1)[1] in ("A", "B", "scales", "scale_a", "scale_b"):
+                continue
+            assert key in listed, f"{key} has no entry in tests/tensorcore_cases.py"
+
+
+# ---- an exact reference ------------------------------------------------------------------------------
+
+
+def _floor_log2(x: Fraction) -> int:
+    x = abs(x)
+    e = x.numerator.bit_length() - x.denominator.bit_length()
+    return e if Fraction(2) ** e <= x else e - 1
+
+
+def _round(x: Fraction, man_bits: int, mode: str) -> Fraction:
+    """``x`` rounded to ``man_bits`` fraction bits (unbounded exponent)."""
+    if x == 0:
+        return Fraction(0)
+    q = Fraction(2) ** (_floor_log2(x) - man_bits)
+    y = x / q
+    if mode == "toward_zero":
+        r = int(y)
+    else:
+        r = round(y)  # Python rounds a Fraction half to even
+    return r * q
+
+
+def _chop(x: Fraction, mode: str) -> int:
+    return int(x) if mode == "toward_zero" else round(x)
+
+
+def _exp(v: float, fmt) -> int:
+    return max(_floor_log2(Fraction(float(v))), fmt.emin)
+
+
+def _chain(a, b, model: tc.TensorCoreModel) -> Fraction:
+    """The block-FMA model for one output, from its definition."""
+    acc, w, n = model.accumulator_fmt, model.alignment_bits, model.block_size
+    c, total, since = Fraction(0), Fraction(0), 0
+    for start in range(0, len(a), n):
+        if w is None:
+            c = _round(c + Fraction(float(a[start])) * Fraction(float(b[start])), 23, "nearest_even")
+        else:
+            terms = [(Fraction(float(x)) * Fraction(float(y)), _exp(x, model.lhs_fmt) + _exp(y, model.rhs_fmt))
+                     for x, y in zip(a[start:start + n], b[start:start + n]) if x != 0 and y != 0]
+            exps = [e for _, e in terms]
+            if model.accumulator_in_alignment and c != 0:
+                exps.append(_floor_log2(c))
+            if exps:
+                q = Fraction(2) ** (max(exps) - w)
+                s = sum(_chop(p / q, model.alignment_rounding) for p, _ in terms) * q
+                if model.accumulator_in_alignment:
+                    c = _round(s + _chop(c / q, model.alignment_rounding) * q, acc.man_bits,
+                               model.accumulator_rounding)
+                else:
+                    s = _round(s, acc.man_bits, model.accumulator_rounding)
+                    c = _round(c + s, acc.man_bits, model.accumulator_rounding)
+        since += n
+        if model.promotion_interval and since == model.promotion_interval:
+            total, c, since = _round(total + c, 23, "nearest_even"), Fraction(0), 0
+    return _round(total + c, 23, "nearest_even") if model.promotion_interval else c
+
+
+def reference_dot(a: np.ndarray, b: np.ndarray, model: tc.TensorCoreModel) -> np.ndarray:
+    """``a`` (M, K), ``b`` (N, K) -> (M, N) float64, by the definition (split-K included)."""
+    k = a.shape[1]
+    s, g = model.split_k, model.split_k_granule
+    if s == 1:
+        parts = [list(range(k))]
+    elif model.split_k_interleave:
+        parts = [[i for i in range(k) if (i // g) % s == j] for j in range(s)]
+    else:
+        length = -(-((k + s - 1) // s) // g) * g
+        parts = [list(range(j * length, min(k, (j + 1) * length))) for j in range(s)]
+    out = np.zeros((a.shape[0], b.shape[0]))
+    for m in range(a.shape[0]):
+        for col in range(b.shape[0]):
+            sums = [_chain([a[m, i] for i in p], [b[col, i] for i in p], model) for p in parts]
+            r = model.split_k_partials
+            acc = [None] * min(r, len(sums))
+            for i, v in enumerate(sums):
+                acc[i % r] = v if acc[i % r] is None else _round(acc[i % r] + v, 23, "nearest_even")
+            while len(acc) > 1:
+                acc = [_round(acc[i] + acc[i + 1], 23, "nearest_even") if i + 1 < len(acc) else acc[i]
+                       for i in range(0, len(acc), 2)]
+            out[m, col] = float(acc[0])
+    return out
+
+
+_DT = {nf.E4M3: ml_dtypes.float8_e4m3fn, nf.E5M2: ml_dtypes.float8_e5m2, nf.BF16: ml_dtypes.bfloat16,
+       nf.FP16: np.float16, nf.TF32: None, nf.FP32: np.float32}
+
+
+def _random_operand(rng, fmt, shape, spread: int) -> np.ndarray:
+    """Values of ``fmt`` with magnitudes spread over ``2**-spread .. 2**spread``, a few zeros."""
+    x = rng.standard_normal(shape) * np.exp2(rng.integers(-spread, spread + 1, shape))
+    x[rng.random(shape) < 0.1] = 0
+    x = np.asarray(nf.quantize(jnp.asarray(x.astype(np.float32)), fmt, saturate=True))
+    return x.astype(np.float32)
+
+
+MODELS = {
+    "fp8_fast": tc.H100_FP8_FAST_ACCUM,
+    "fp8_promote64": R(tc.H100_FP8, promotion_interval=64),
+    "e5m2xe4m3": R(tc.H100_FP8_FAST_ACCUM, lhs_fmt=nf.E5M2),
+    "bf16": tc.H100_BF16,
+    "fp16_split3": R(tc.H100_FP16, split_k=3, split_k_granule=16, split_k_partials=2),
+    "tf32_interleave": R(tc.H100_TF32, split_k=2, split_k_granule=8, split_k_interleave=True),
+    "fp32_fma": R(tc.H100_FP32, promotion_interval=8),
+    "round_nearest": R(tc.H100_FP8_FAST_ACCUM, alignment_rounding="nearest_even", accumulator_rounding="nearest_even"),
+    "late_accumulator": R(tc.H100_BF16, accumulator_in_alignment=False, alignment_bits=20),
+    "narrow_window": R(tc.H100_FP8_FAST_ACCUM, block_size=8, alignment_bits=5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@given(seed=st.integers(0, 2**32 - 1), spread=st.sampled_from([0, 3, 12]))
+def test_kernel_equals_the_exact_reference(name, seed, spread):
+    model = MODELS[name]
+    rng = np.random.default_rng(seed)
+    a = _random_operand(rng, model.lhs_fmt, (3, 96), spread)
+    b = _random_operand(rng, model.rhs_fmt, (2, 96), spread)
+    got = np.asarray(tc.tensorcore_dot(a, b, model))
+    want = reference_dot(a, b, model).astype(np.float32)
+    np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+def test_reference_reproduces_recorded_probe():
+    # The Fraction reference itself against the hardware, on the probe case that pins
+    # alignment_bits, the nominal exponent of subnormals and the E8M13 truncation.
+    a, b = cases.operands("probe_align/K32")
+    hw = cases.array("probe_align/K32/fp8_fast")
+    rows = np.arange(0, 1024, 37)
+    want = reference_dot(a[rows], b, tc.H100_FP8_FAST_ACCUM).astype(np.float32)
+    np.testing.assert_array_equal(want.view(np.uint32), hw[rows].view(np.uint32))
+
+
+# ---- properties ------------------------------------------------------------------------------------
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_exact_when_nothing_is_truncated(seed):
+    # Small integers: every product fits the 13-bit window and every sum the accumulator.
+    rng = np.random.default_rng(seed)
+    a = rng.integers(-15, 16, (4, 64)).astype(np.float32)
+    b = rng.integers(-15, 16, (5, 64)).astype(np.float32)
+    for model in (tc.H100_FP8_FAST_ACCUM, tc.H100_FP8, tc.H100_BF16, tc.H100_TF32, tc.H100_FP32):
+        np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, model)), a @ b.T)
+
+
+def test_truncation_is_toward_zero_on_the_magnitude():
+    # 1 + 2**-14 + 2**-14: each small term lies below the 13-bit window of 2**0 and is dropped.
+    a = np.array([[1.0, 2.0**-7, 2.0**-7]], np.float32)
+    b = np.array([[1.0, 2.0**-7, 2.0**-7]], np.float32)
+    assert float(tc.tensorcore_dot(a, b, tc.H100_FP8_FAST_ACCUM)[0, 0]) == 1.0
+    assert float(tc.tensorcore_dot(-a, b, tc.H100_FP8_FAST_ACCUM)[0, 0]) == -1.0
+    # In BF16's 25-bit window they are kept.
+    assert float(tc.tensorcore_dot(a, b, tc.H100_BF16)[0, 0]) == 1.0 + 2.0**-13
+
+
+def test_jit_equals_eager_and_vmap_equals_batch():
+    rng = np.random.default_rng(0)
+    a = _random_operand(rng, nf.E4M3, (2, 3, 40), 4)
+    b = _random_operand(rng, nf.E4M3, (2, 4, 40), 4)
+    model = R(tc.H100_FP8, promotion_interval=32)
+    batched = np.asarray(tc.tensorcore_dot(a, b, model))
+    jitted = np.asarray(jax.jit(lambda x, y: tc.tensorcore_dot(x, y, model))(a, b))
+    mapped = np.asarray(jax.vmap(lambda x, y: tc.tensorcore_dot(x, y, model))(a, b))
+    with jax.disable_jit():
+        eager = np.asarray(tk.contract(model, jnp.asarray(a[0]), jnp.asarray(b[0]), nf.E4M3, nf.E4M3))
+    np.testing.assert_array_equal(batched, jitted)
+    np.testing.assert_array_equal(batched, mapped)
+    np.testing.assert_array_equal(batched[0], eager)
+    for i in range(2):
+        np.testing.assert_array_equal(batched[i], np.asarray(tc.tensorcore_dot(a[i], b[i], model)))
+
+
+def test_each_output_depends_on_its_own_row_and_column_only():
+    # As recorded at K = 4096 for M = N from 16 to 2048 (data README).
+    a, b = cases.operands("shape_uniform01/M128/K4096")
+    full = np.asarray(tc.tensorcore_dot(a, b, tc.H100_FP8_FAST_ACCUM))
+    part = np.asarray(tc.tensorcore_dot(a[5:21], b[90:106], tc.H100_FP8_FAST_ACCUM))
+    np.testing.assert_array_equal(full[5:21, 90:106], part)
+    np.testing.assert_array_equal(part, cases.array("shape_uniform01/M128/K4096/fp8_fast")[5:21, 90:106])
+
+
+@pytest.mark.parametrize("model", [tc.H100_FP8_FAST_ACCUM, tc.H100_FP8, tc.H100_BF16, tc.H100_TF32, tc.H100_FP32],
+                         ids=lambda m: m.name)
+def test_zero_padding_of_k_changes_nothing(model):
+    rng = np.random.default_rng(1)
+    a = _random_operand(rng, model.lhs_fmt, (4, 100), 6)
+    b = _random_operand(rng, model.rhs_fmt, (3, 100), 6)
+    pad = [(0, 0), (0, 156)]
+    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, model)),
+                                  np.asarray(tc.tensorcore_dot(np.pad(a, pad), np.pad(b, pad), model)))
+
+
+@pytest.mark.parametrize("spread", [2, 40])
+def test_fast_and_general_paths_agree(spread):
+    # spread 40 puts some blocks' products more than 126 / P binades below their rows'
+    # and columns' largest: "auto" must then take the general path.
+    rng = np.random.default_rng(spread)
+    model = tc.H100_BF16
+    a = jnp.asarray(_random_operand(rng, nf.BF16, (8, 64), spread))
+    b = jnp.asarray(_random_operand(rng, nf.BF16, (6, 64), spread))
+    general = tk.contract(model, a, b, nf.BF16, nf.BF16, path="general")
+    auto = tk.contract(model, a, b, nf.BF16, nf.BF16)
+    np.testing.assert_array_equal(np.asarray(auto), np.asarray(general))
+    np.testing.assert_array_equal(np.asarray(general), reference_dot(np.asarray(a), np.asarray(b), model))
+    if spread == 2:
+        assert bool(tk.fast_path_ok(model, tk.decompose(a, nf.BF16)[:2], tk.decompose(b, nf.BF16)[:2]))
+        fast = tk.contract(model, a, b, nf.BF16, nf.BF16, path="fast")
+        np.testing.assert_array_equal(np.asarray(fast), np.asarray(general))
+
+
+def test_fp8_levels_cover_the_formats():
+    assert tk.levels(tc.H100_FP8_FAST_ACCUM) == 1 and tk.absolute(tc.H100_FP8_FAST_ACCUM)
+    assert tk.levels(R(tc.H100_FP8, lhs_fmt=nf.E5M2, rhs_fmt=nf.E5M2)) == 3
+    assert tk.levels(tc.H100_FP16) == 3
+    assert tk.levels(tc.H100_BF16) is None
+
+
+@pytest.mark.parametrize(("fmt", "big", "tiny"), [(nf.E4M3, 448.0, 2.0**-9), (nf.E5M2, 57344.0, 2.0**-16)])
+def test_extreme_fp8_exponents_take_the_right_level(fmt, big, tiny):
+    # The only product lies far below its row's and column's largest exponents (a deeper
+    # power level), next to one just inside the window below it.
+    a = np.array([[big, 0.0, tiny, tiny]], np.float32)
+    b = np.array([[0.0, big, tiny, 3 * tiny]], np.float32)
+    model = R(tc.H100_FP8_FAST_ACCUM, lhs_fmt=fmt, rhs_fmt=fmt)
+    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, model)), reference_dot(a, b, model))
+    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, model)), [[4 * tiny * tiny]])
+
+
+def test_inf_and_nan_operands_propagate():
+    a = np.array([[1.0, np.inf], [1.0, 2.0]], np.float32)
+    b = np.array([[1.0, 1.0], [1.0, 0.0]], np.float32)
+    out = np.asarray(tc.tensorcore_dot(a, b, R(tc.H100_FP8, lhs_fmt=nf.E5M2, rhs_fmt=nf.E5M2)))
+    assert out[0, 0] == np.inf and np.isnan(out[0, 1]) and out[1, 0] == 3.0 and out[1, 1] == 1.0
+
+
+def test_exact_zero_sum_is_positive_zero():
+    a = np.array([[1.0, -1.0]], np.float32)
+    b = np.array([[1.0, 1.0]], np.float32)
+    for model in (tc.H100_FP8_FAST_ACCUM, tc.H100_BF16, tc.H100_FP32):
+        assert not np.signbit(np.asarray(tc.tensorcore_dot(a, b, model))[0, 0])
+
+
+# ---- epilogue ---------------------------------------------------------------------------------------
+
+
+def test_epilogue_rounds_twice_for_bfloat16_output():
+    # acc * alpha = 1 + 2**-8 + d with 0 < d < 2**-24: float32 rounds it onto the
+    # bfloat16 tie 1 + 2**-8, which goes to even (1.0); rounded once, it would go up.
+    acc = np.array([[1.0 + 2.0**-8 + 2.0**-23]], np.float32)
+    alpha = np.float32(1 - 2.0**-24)
+    exact = Fraction(float(acc[0, 0])) * Fraction(float(alpha))
+    assert Fraction(1) + Fraction(1, 2**8) < exact < Fraction(1) + Fraction(1, 2**8) + Fraction(1, 2**24)
+    out = float(tc.tensorcore_epilogue(acc, scale_a=alpha, out_fmt=nf.BF16)[0, 0])
+    assert out == 1.0  # (one rounding: 1 + 2**-7)
+
+
+def test_epilogue_scales_per_row_and_column():
+    acc = np.arange(6, dtype=np.float32).reshape(2, 3)
+    sa, sb = np.array([2.0, 3.0], np.float32), np.array([1.0, 0.5, 0.25], np.float32)
+    want = acc * (sa[:, None] * sb[None, :])
+    for a_shape, b_shape in (((2,), (3,)), ((2, 1), (1, 3))):
+        got = tc.tensorcore_epilogue(acc, scale_a=sa.reshape(a_shape), scale_b=sb.reshape(b_shape))
+        np.testing.assert_array_equal(np.asarray(got), want)
+
+
+# ---- bad input ---------------------------------------------------------------------------------------
+
+
+def test_bad_arguments_are_named():
+    a = np.zeros((2, 32), np.float32)
+    with pytest.raises(TypeError, match="a must be a float32"):
+        tc.tensorcore_dot(a.astype(np.float16), a, tc.H100_FP8)
+    with pytest.raises(ValueError, match="same batch shape and K"):
+        tc.tensorcore_dot(a, np.zeros((2, 16), np.float32), tc.H100_FP8)
+    with pytest.raises(TypeError, match="model must be a TensorCoreModel"):
+        tc.tensorcore_dot(a, a, "h100_fp8")
+    with pytest.raises(ValueError, match="promotion_interval must be a multiple of block_size"):
+        tc.TensorCoreModel(promotion_interval=48)
+    with pytest.raises(ValueError, match="lhs_fmt"):
+        tc.TensorCoreModel(lhs_fmt=nf.FP32)
+    with pytest.raises(ValueError, match="alignment_rounding"):
+        tc.TensorCoreModel(alignment_rounding="up")
+    with pytest.raises(ValueError, match="alignment_bits=None"):
+        tc.TensorCoreModel(alignment_bits=None)
+    with pytest.raises(ValueError, match="scale_a"):
+        tc.tensorcore_epilogue(np.zeros((2, 3), np.float32), scale_a=np.ones(3, np.float32))
+
+
+def test_models_are_hashable_and_named():
+    assert len({tc.H100_FP8, tc.H100_FP8_FAST_ACCUM, tc.H100_BF16, tc.H100_FP16, tc.H100_TF32, tc.H100_FP32}) == 6
+    assert set(tc.MODELS) == {"h100_fp8_fast_accum", "h100_fp8", "h100_bf16", "h100_fp16", "h100_tf32", "h100_fp32"}
