@@ -102,6 +102,8 @@ class LogFormat(_formats.Format):
     specials = "none"  # every code is a finite number
     nan_code = None
     inf_code = None
+    nan_code_ranges = ()  # no code is NaN
+    inf_codes = ()
     dtype = None
 
     def __post_init__(self):
