@@ -1,4 +1,12 @@
-"""The bit layout of IEEE binary inputs: how the codec reads float16 to float64 arrays."""
+"""The bit layout of IEEE binary inputs, and exact power-of-two arithmetic on those bits.
+
+The codec reads float16 to float64 inputs through :class:`Layout`. The scaled layer
+takes exponents and builds powers of two here, from the bits, never through ``log2``:
+XLA on CPU treats subnormal operands and results of float arithmetic as zero
+(``jax.jit(lambda v: v * 2.0)(1e-40)`` is 0 there, not on a GPU), so anything exact
+near the bottom of the range is done with integer operations (:func:`decompose`,
+:func:`compose`) that every backend computes alike.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from numfmt.rounding import overflows_to_infinity, round_shift
 
 
 class Layout:
@@ -25,6 +35,11 @@ class Layout:
 
 F32 = Layout(np.float32)
 F64 = Layout(np.float64)
+
+
+def layout_of(dtype) -> Layout:
+    """:data:`F64` for float64, else :data:`F32` (float16 and bfloat16 widen to float32 exactly)."""
+    return F64 if np.dtype(dtype) == np.float64 else F32
 
 
 def check_float_input(x, arg="x"):
@@ -71,3 +86,188 @@ def x64():
 
         with enable_x64():
             yield
+
+
+# ---- exponents and powers of two from the bits ------------------------------------------------
+
+
+def magnitude_bits(x, lay=None):
+    """``|x|``'s bits as unsigned integers: they order like the magnitudes, NaN above inf."""
+    lay = lay or layout_of(x.dtype)
+    return lax.bitcast_convert_type(x, lay.uint) & lay.uint((1 << (lay.width - 1)) - 1)
+
+
+def inf_bits(lay):
+    """The magnitude bits of infinity: ``magnitude_bits(x) >= inf_bits`` is ``not isfinite(x)``."""
+    return lay.uint(((1 << (lay.width - 1 - lay.man)) - 1) << lay.man)
+
+
+def ordered(x, lay=None):
+    """Signed integer keys that order like the floats ``x`` (the bits, negative half flipped).
+
+    ``ordered(a) <= ordered(b)`` is ``a <= b`` for non-NaN floats, subnormals included
+    (a float compare reads subnormals as 0 on XLA's CPU backend); -0 sorts just below +0.
+    """
+    lay = lay or layout_of(x.dtype)
+    b = lax.bitcast_convert_type(x, lay.sint)
+    return jnp.where(b < 0, b ^ lay.sint((1 << (lay.width - 1)) - 1), b)
+
+
+def from_ordered(key, dtype):
+    """The floats of :func:`ordered` keys (the map is its own inverse on the bits)."""
+    lay = layout_of(dtype)
+    return lax.bitcast_convert_type(jnp.where(key < 0, key ^ lay.sint((1 << (lay.width - 1)) - 1), key), dtype)
+
+
+def decompose(x, lay=None):
+    """``x = (-1)**sign * M * 2**e`` with an integer significand ``M`` in ``[2**P, 2**(P+1))``.
+
+    For finite non-zero ``x`` (normal or subnormal); ``P`` is the stored mantissa width.
+    A subnormal is normalized with the position of its leading one (``lax.clz``). For
+    zeros ``M`` is 0. Returns ``(sign, M, e)`` (bool, unsigned, signed arrays).
+    """
+    lay = lay or layout_of(x.dtype)
+    U, S, P = lay.uint, lay.sint, lay.man
+    sign, e_field, man, _ = split_bits(x, lay)
+    sub = e_field == 0
+    shift = lax.clz(man).astype(S) - S(lay.width - 1 - P)  # puts a subnormal's leading one at bit P
+    M = jnp.where(sub, man << jnp.clip(shift, 0, lay.width - 1).astype(U), man | U(1 << P))
+    E = jnp.where(sub, S(1 - lay.bias) - shift, e_field - S(lay.bias))
+    return sign, M, E - S(P)
+
+
+def exponent_and_significand(a):
+    """``floor(log2 a)`` and ``a / 2**floor(log2 a)`` (in [1, 2)) for positive finite floats.
+
+    Read from the bits (:func:`decompose`); exact; never calls ``log2``.
+    """
+    lay = layout_of(a.dtype)
+    _, M, e = decompose(a, lay)
+    sig = lax.bitcast_convert_type((M & lay.uint((1 << lay.man) - 1)) | lay.uint(lay.bias << lay.man), a.dtype)
+    return (e + lay.sint(lay.man)).astype(jnp.int32), sig
+
+
+def pow2(e, dtype=jnp.float32):
+    """``2.0**e`` for integer arrays ``e`` in the normal and subnormal range of ``dtype``, from bits."""
+    lay = layout_of(dtype)
+    p, bias, U, S = lay.man, lay.bias, lay.uint, lay.sint
+    e = e.astype(S)
+    normal = lax.shift_left((e + S(bias)).astype(U), U(p))
+    sub = lax.shift_left(U(1), jnp.clip(e + S(bias - 1 + p), 0, S(p)).astype(U))
+    return lax.bitcast_convert_type(jnp.where(e >= S(1 - bias), normal, sub), dtype)
+
+
+def compose(sign, Z, e, rounding, dtype):
+    """The float of ``(-1)**sign * Z * 2**e``, rounded once into ``dtype`` by ``rounding``.
+
+    ``Z`` is an unsigned integer below ``2**(width - 2)``, ``e`` a signed exponent. The
+    result is rounded to the format's precision, with gradual underflow below its
+    normal range (IEEE 754 §7.5), by any deterministic mode of
+    :func:`numfmt.rounding.round_shift`. Past the largest finite value the result is
+    inf or the largest finite value as IEEE 754 §7.4 says for the mode (round to odd:
+    the largest finite value). ``Z == 0`` gives a zero of the given sign. Integer
+    operations only: no flush to zero on any backend.
+    """
+    lay = layout_of(dtype)
+    U, S, P, W = lay.uint, lay.sint, lay.man, lay.width
+    e = e.astype(S)
+    lead = S(W - 1) - lax.clz(Z).astype(S)  # the index of Z's leading one (-1 for 0)
+    E = lead + e  # floor(log2 |value|)
+    emin = S(1 - lay.bias)
+    normal = E >= emin
+    d = jnp.where(normal, lead - S(P), emin - S(P) - e)  # bits to drop (negative: to append)
+    Zs = Z << jnp.clip(-d, 0, W - 1).astype(U)
+    R = round_shift(Zs, jnp.clip(d, 0, W - 1), sign, rounding)
+    # Normal: R in [2**P, 2**(P+1)]; a carry to 2**(P+1) moves into the exponent field.
+    field = jnp.clip(E - emin, 0, (1 << (W - 1 - P)) - 2).astype(U)  # clipped: no wrap past inf
+    bits = jnp.where(normal, (field << U(P)) + R, R)
+    top = inf_bits(lay)
+    bits = jnp.where(bits >= top, jnp.where(overflows_to_infinity(rounding, sign), top, top - U(1)), bits)
+    bits = jnp.where(Z == 0, U(0), bits) | (sign.astype(U) << U(W - 1))
+    return lax.bitcast_convert_type(bits, dtype)
+
+
+def _passes_through(x, lay):
+    """Zeros, infinities and NaN: scaling by a positive finite factor leaves them as they are."""
+    mag = magnitude_bits(x, lay)
+    return (mag == 0) | (mag >= inf_bits(lay))
+
+
+def mul_pow2(x, k, rounding="nearest_even"):
+    """``x * 2**k`` for integer arrays ``k``: exact while the result is normal.
+
+    Below the normal range the result is rounded by ``rounding`` (``"nearest_even"``:
+    IEEE gradual underflow; ``"odd"``: keeps a sticky bit, so a later rounding into a
+    format at least two bits coarser there rounds the exact product); past the largest
+    finite value it is inf (``"odd"``: the largest finite value). Zeros, inf and NaN pass
+    through. Works on the bits, so subnormal inputs and results are kept on every backend.
+    """
+    lay = layout_of(x.dtype)
+    sign, M, e = decompose(x, lay)
+    y = compose(sign, M, e + jnp.asarray(k).astype(lay.sint), rounding, x.dtype)
+    return jnp.where(_passes_through(x, lay), x, y)
+
+
+def _unit_significand(M, lay):
+    """The float in [1, 2) with integer significand ``M`` (in ``[2**P, 2**(P+1))``)."""
+    mask = lay.uint((1 << lay.man) - 1)
+    return lax.bitcast_convert_type((M & mask) | lay.uint(lay.bias << lay.man), lay.dtype)
+
+
+def _significand_of(v, lay):
+    """For a float ``v`` in [0.5, 4): its integer significand and floor(log2 v) in {-1, 0, 1}."""
+    u = lax.bitcast_convert_type(v, lay.uint)
+    c = (u >> lay.uint(lay.man)).astype(lay.sint) - lay.sint(lay.bias)
+    return (u & lay.uint((1 << lay.man) - 1)) | lay.uint(1 << lay.man), c
+
+
+def _sticky(Mq, D, lay):
+    """``4 * Mq + sign(D)``: a rounded significand with two more bits, rounded to odd.
+
+    ``D`` is the exact residual (as a wrapped unsigned difference) of the exact value
+    against ``Mq``; its sign says on which side of ``Mq`` the exact value lies.
+    """
+    Ds = lax.bitcast_convert_type(D, lay.sint)
+    return (Mq << lay.uint(2)) + jnp.sign(Ds).astype(lay.uint)  # wraps for -1: 4 * Mq - 1
+
+
+def multiply(a, b, rounding="nearest_even"):
+    """``a * b`` rounded once by ``rounding``, with gradual underflow, on every backend.
+
+    ``b`` must be positive and finite (a scale); ``a`` is any float (zeros, inf and NaN
+    pass through). The product of the two significands is rounded by the float unit
+    (both in [1, 2), so nothing is subnormal), its residual is computed exactly from
+    the low bits of the integer product, and :func:`compose` rounds the result once.
+    """
+    lay = layout_of(a.dtype)
+    sa, Ma, ea = decompose(a, lay)
+    _, Mb, eb = decompose(b, lay)
+    p = _unit_significand(Ma, lay) * _unit_significand(Mb, lay)  # in [1, 4): RNE
+    Mp, c = _significand_of(p, lay)
+    shift = (c + lay.sint(lay.man)).astype(lay.uint)
+    D = Ma * Mb - (Mp << shift)  # exact: |D| <= 2**(shift - 1); the wrapped low bits suffice
+    y = compose(sa, _sticky(Mp, D, lay), ea + eb + shift.astype(lay.sint) - lay.sint(2), rounding, a.dtype)
+    return jnp.where(_passes_through(a, lay), a, y)
+
+
+def divide(a, b, rounding="nearest_even"):
+    """``a / b`` rounded once by ``rounding``, with gradual underflow, on every backend.
+
+    ``b`` must be positive and finite (a scale); ``a`` is any float (zeros, inf and NaN
+    pass through). The quotient of the significands (in (1/2, 2)) is rounded by the
+    float unit; its exact residual comes from the low bits of an integer product, and
+    :func:`compose` rounds the result once. The divisor goes through a select that
+    depends on ``a``, so that XLA cannot turn the division by a broadcast scale into a
+    multiplication by its reciprocal (which it does, and which is not correctly rounded).
+    """
+    lay = layout_of(a.dtype)
+    sa, Ma, ea = decompose(a, lay)
+    _, Mb, eb = decompose(b, lay)
+    ua = lax.bitcast_convert_type(a, lay.uint)
+    mb = jnp.where(ua == lay.uint(-1 & ((1 << lay.width) - 1)), lay.dtype.type(1), _unit_significand(Mb, lay))
+    q = _unit_significand(Ma, lay) / mb  # in (1/2, 2): RNE
+    Mq, c = _significand_of(q, lay)
+    shift = (lay.sint(lay.man) - c).astype(lay.uint)
+    D = (Ma << shift) - Mq * Mb  # exact: |D| < Mb / 2
+    y = compose(sa, _sticky(Mq, D, lay), ea - eb - shift.astype(lay.sint) - lay.sint(2), rounding, a.dtype)
+    return jnp.where(_passes_through(a, lay), a, y)

@@ -11,7 +11,10 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_bool", "check_int", "is_traced", "static_hint"]
+__all__ = ["NEAREST_MODES", "check_bool", "check_codebook_rounding", "check_int", "is_traced", "normalize_axes",
+           "static_hint"]
+
+NEAREST_MODES = ("nearest_even", "nearest_away")
 
 
 def is_traced(value) -> bool:
@@ -47,3 +50,41 @@ def check_int(value, arg: str, lo: int | None = None, hi: int | None = None) -> 
         span = f">= {lo}" if hi is None else (f"<= {hi}" if lo is None else f"in [{lo}, {hi}]")
         raise ValueError(f"{arg} must be an int {span}, got {value}")
     return value
+
+
+def check_codebook_rounding(fmt, rounding: str) -> None:
+    """A ValueError unless ``rounding`` (a canonical mode name) suits ``fmt``.
+
+    A codebook format (NF4, k-means tables) has no grid to round along: it takes a
+    nearest mode only, and the codec then picks the nearest table value.
+    """
+    # A codebook is a format with a table of values (checks sits below the formats layer).
+    if getattr(fmt, "table", None) is not None and rounding not in NEAREST_MODES:
+        raise ValueError(f"codebook format {fmt.name} supports nearest rounding only, got {rounding!r}")
+
+
+def normalize_axes(axis, ndim: int, arg: str = "axis"):
+    """``axis`` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes.
+
+    None stays None (all axes). Raises a TypeError or ValueError naming ``arg`` for
+    non-integers, axes out of range for ``ndim`` dimensions, repeats and an empty tuple.
+    """
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, numbers.Integral) and not isinstance(axis, (bool, np.bool_)) else axis
+    try:
+        axes = tuple(axes)
+    except TypeError:
+        raise TypeError(f"{arg} must be None, an int or a tuple of ints, got {axis!r}") from None
+    out = []
+    for a in axes:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"{arg} must be None, an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{arg}={a} is out of range for an array of {ndim} dimension(s)")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{arg} has repeated axes: {axis!r}")
+    if not out:
+        raise ValueError(f"{arg} must name at least one axis (use None for all), got {axis!r}")
+    return tuple(sorted(out))

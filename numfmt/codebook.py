@@ -38,8 +38,7 @@ import numpy as np
 from jax import lax
 
 from numfmt import packing as _packing
-from numfmt.bitlayout import check_float_input
-from numfmt.scaled import mul_pow2
+from numfmt.bitlayout import check_float_input, mul_pow2
 
 __all__ = [
     "CodebookArray",

@@ -51,10 +51,10 @@ from jax import lax
 
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
-from numfmt.bitlayout import F32, F64, check_float_input
-from numfmt.calibration import normalize_axes
+from numfmt.bitlayout import F32, F64, check_float_input, pow2
+from numfmt.checks import normalize_axes
 from numfmt.formats import CodebookFormat
-from numfmt.scaled import QArray, pow2
+from numfmt.scaled import QArray
 
 __all__ = ["BINARY", "TERNARY", "binarize", "fake_binarize", "fake_ternarize", "ternarize", "ternary_delta"]
 

@@ -29,10 +29,11 @@ import numpy as np
 from jax import lax
 
 from numfmt import packing as _packing
+from numfmt.bitlayout import mul_pow2
 from numfmt.formats import IntFormat
 from numfmt.logformat import LogFormat
 from numfmt.lowbit import BINARY, TERNARY
-from numfmt.scaled import QArray, mul_pow2
+from numfmt.scaled import QArray
 
 __all__ = ["binary_matmul", "log_matmul", "lowbit_weight_matmul"]
 

@@ -39,12 +39,12 @@ from jax import lax
 
 from numfmt import codec as _codec
 from numfmt import formats as _formats
-from numfmt import rounding as _rounding
-from numfmt import scaled as _scaled
 from numfmt.accumulator import Accumulator, accumulate
 from numfmt.bitlayout import check_float_input
-from numfmt.formats import CodebookFormat, FloatFormat, IntFormat
-from numfmt.mx import nvfp4_quantize as _nvfp4_quantize
+from numfmt.checks import check_bool
+from numfmt.formats import IntFormat
+from numfmt.scaled import quantize_with
+from numfmt.scheme import QuantScheme
 
 __all__ = [
     "GRANULARITIES",
@@ -60,24 +60,30 @@ _HI = lax.Precision.HIGHEST
 
 @dataclasses.dataclass(frozen=True)
 class OperandSpec:
-    """How one operand of a product is quantized.
+    """How one operand of a product is quantized: a :class:`~numfmt.scheme.QuantScheme` along the contraction.
 
     Args:
       fmt: element format (a format object or a name).
       granularity: which values share a scale, along the contraction axis:
         ``"none"`` (no scale: ``quantize(x, fmt)``), ``"tensor"`` (one scale),
         ``"channel"`` (one per row of the lhs / column of the rhs, shared along the
-        contraction) or ``"block"`` (``block_size`` consecutive contraction elements).
+        contraction: the scheme's ``axis`` is the contraction axis, the one meaning of
+        "channel" in numfmt) or ``"block"`` (``block_size`` consecutive contraction elements).
       block_size: for ``"block"``: must divide the contraction length (no padding).
       scale_fmt: the scales' format (FP32, BF16, E8M0, E4M3, ...).
       scale_rounding: ``"floor"``, ``"ceil"`` or ``"nearest"`` (:mod:`numfmt.scaled`);
         None: floor for power-of-two scale formats (OCP MX), nearest otherwise.
       rounding: the element rounding mode (``"stochastic"`` needs ``key=``).
-      symmetric: False gives affine integers with a zero point (IntFormat only).
-      two_level: NVFP4's second level, an FP32 tensor scale over E4M3 block scales
-        (needs E2M1 elements, E4M3 scales, ``"block"``).
-      saturate: with ``"none"``, whether values past ``fmt.max`` saturate (scaled
-        elements always saturate).
+      symmetric: False gives affine integers with a zero point (IntFormat, per tensor or channel).
+      two_level: NVFP4's second level, an FP32 tensor scale over the block scales
+        (``"block"`` with a non-power-of-two scale format, e.g. E2M1 with E4M3 scales).
+      saturate: with ``"none"``, whether values past ``fmt.max`` saturate (default True,
+        as FP8 training recipes clip; ``nf.quantize`` keeps the IEEE default False, where
+        an overflow becomes inf or NaN). Scaled elements always saturate (OCP MX).
+      nonfinite: ``"propagate"`` (a NaN or inf makes its scale group NaN, the OCP MX
+        reference's rule) or ``"ignore"``.
+
+    ``spec.scheme`` is the scheme of the operand laid out as ``(batch, rows, K)``.
     """
 
     fmt: object = _formats.FP32
@@ -89,31 +95,35 @@ class OperandSpec:
     symmetric: bool = dataclasses.field(default=True, kw_only=True)
     two_level: bool = dataclasses.field(default=False, kw_only=True)
     saturate: bool = dataclasses.field(default=True, kw_only=True)
+    nonfinite: str = dataclasses.field(default="propagate", kw_only=True)
+    scheme: QuantScheme = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        fmt = _formats.get(self.fmt)
-        scale_fmt = _formats.get(self.scale_fmt)
-        object.__setattr__(self, "fmt", fmt)
-        object.__setattr__(self, "scale_fmt", scale_fmt)
-        object.__setattr__(self, "rounding", _rounding.check_rounding(self.rounding))
         if self.granularity not in GRANULARITIES:
             raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
-        if self.granularity == "block":
-            bs = self.block_size
-            if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-                raise ValueError(f"granularity='block' needs block_size, a positive int; got {bs!r}")
-        elif self.block_size is not None:
+        if self.granularity == "block" and self.block_size is None:
+            raise ValueError("granularity='block' needs block_size, a positive int; got None")
+        if self.granularity != "block" and self.block_size is not None:
             raise ValueError(f"block_size is for granularity='block', got granularity={self.granularity!r}")
-        if not isinstance(scale_fmt, FloatFormat):
-            raise ValueError(f"scale_fmt must be a float format, got {scale_fmt.name}")  # noqa: TRY004
-        _scaled.check_scale_rounding(self.scale_rounding, scale_fmt)
-        if not self.symmetric and not (isinstance(fmt, IntFormat) and self.granularity in ("tensor", "channel")):
+        symmetric = check_bool(self.symmetric, "symmetric")
+        if not symmetric and self.granularity not in ("tensor", "channel"):
             raise ValueError("symmetric=False (a zero point) needs an IntFormat with granularity 'tensor' or 'channel'")
-        if self.two_level and not (self.granularity == "block" and fmt == _formats.E2M1
-                                   and scale_fmt == _formats.E4M3):
-            raise ValueError("two_level scaling is NVFP4's: E2M1 elements, E4M3 scales, granularity='block'")
-        if isinstance(fmt, CodebookFormat) and self.rounding not in ("nearest_even", "nearest_away"):
-            raise ValueError(f"codebook format {fmt.name} supports nearest rounding only")
+        if check_bool(self.two_level, "two_level") and self.granularity != "block":
+            raise ValueError("two_level scaling is NVFP4's: granularity='block' with E4M3 (non-power-of-two) scales")
+        if self.granularity == "none":
+            scheme = QuantScheme(self.fmt, rounding=self.rounding, saturate=self.saturate, scale_fmt=None,
+                                 nonfinite=self.nonfinite)
+        else:
+            check_bool(self.saturate, "saturate")
+            scheme = QuantScheme(
+                self.fmt, rounding=self.rounding, scale_fmt=self.scale_fmt,
+                axis=None if self.granularity == "tensor" else -1, block_size=self.block_size,
+                scale_rounding=self.scale_rounding, symmetric=symmetric, tensor_scale=self.two_level,
+                nonfinite=self.nonfinite)
+        for name in ("fmt", "rounding"):
+            object.__setattr__(self, name, getattr(scheme, name))
+        object.__setattr__(self, "scale_fmt", _formats.get(self.scale_fmt))
+        object.__setattr__(self, "scheme", scheme)
 
     @property
     def is_identity(self) -> bool:
@@ -188,43 +198,28 @@ class _Operand(NamedTuple):
 
 def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
     """Quantize a float32 operand: canonical ``(B, R, K)``, contraction axis last, or
-    of any layout for the granularities ``"none"`` and ``"tensor"`` (see :func:`_operand`)."""
-    fmt = spec.fmt
-    key = key if spec.rounding == "stochastic" else None
+    of any layout for the granularities ``"none"`` and ``"tensor"`` (see :func:`_operand`).
+
+    One call of the scaled layer's core gives the element values and the dequantized
+    operand together (no codes, no second decode).
+    """
+    if spec.is_identity:
+        return _Operand(x, None, None, x)
+    sch = spec.scheme
+    q = quantize_with(x, sch, key=key, codes=False, elems=True, values=True)
+    ev, fmt = q.elems, sch.fmt
+    if isinstance(fmt, IntFormat) and sch.elem_scale == 1.0:
+        elem = ev.astype(jnp.int32)
+        if q.zero_point is not None:
+            elem = elem - q.zero_point
+    else:
+        elem = ev * jnp.float32(sch.elem_scale) if sch.elem_scale != 1.0 else ev  # a power of two: exact
     if spec.granularity == "none":
-        q = x if spec.is_identity else _codec.quantize(x, fmt, spec.rounding, key=key, saturate=spec.saturate)
-        elem = q.astype(jnp.int32) if isinstance(fmt, IntFormat) else q
-        return _Operand(elem, None, None, q)
-    if spec.two_level:
-        qa = _nvfp4_quantize(x, axis=2, block_size=spec.block_size, rounding=spec.rounding, key=key)
-    else:
-        qa = _scaled.quantize_scaled(
-            x, fmt, axis=None if spec.granularity == "tensor" else 2, block_size=spec.block_size,
-            scale_fmt=spec.scale_fmt, symmetric=spec.symmetric, rounding=spec.rounding, key=key,
-            scale_rounding=spec.scale_rounding)
-    scale = jnp.asarray(qa.scale, jnp.float32)
-    # One scale for the tensor: the element values through quantize (= decode . encode),
-    # so that the codec's short nearest-even path serves them and XLA drops the encode
-    # (a quarter of the fast path's time at 2048^3).
-    requantize = (spec.granularity == "tensor" and qa.zero_point is None and qa.elem_scale == 1.0
-                  and qa.tensor_scale is None and not isinstance(qa.fmt, CodebookFormat))
-    if requantize:
-        y = _scaled.divide_by_scale(x, scale, spec.scale_fmt)
-        vals = _codec.quantize(y, qa.fmt, spec.rounding, key=key, saturate=True)
-    else:
-        vals = _codec.decode(qa.codes, qa.fmt, jnp.float32)
-    if isinstance(qa.fmt, IntFormat) and qa.elem_scale == 1.0:
-        elem = vals.astype(jnp.int32)
-        if qa.zero_point is not None:
-            elem = elem - jnp.asarray(qa.zero_point, jnp.int32)
-    else:
-        elem = vals * jnp.float32(qa.elem_scale) if qa.elem_scale != 1.0 else vals
+        return _Operand(elem, None, None, q.values)
     if spec.granularity == "block":
-        kscale, escale = scale, qa.tensor_scale
-    else:
-        kscale, escale = None, scale.reshape(scale.shape[:2]) if scale.ndim else scale
-    deq = _scaled.multiply_by_scale(vals, scale, spec.scale_fmt) if requantize else qa.dequantize(jnp.float32)
-    return _Operand(elem, kscale, escale, deq)
+        return _Operand(elem, q.scale, q.tensor_scale, q.values)
+    scale = q.scale.reshape(q.scale.shape[:2]) if q.scale.ndim else q.scale
+    return _Operand(elem, None, scale, q.values)
 
 
 def _check_block(K, spec, what):

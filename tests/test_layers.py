@@ -25,7 +25,8 @@ LAYERS = [
     ("codec", ["numfmt.special_values", "numfmt.nearest", "numfmt.logcodec", "numfmt.encoder", "numfmt.decoder",
                "numfmt.codec"]),
     ("packing", ["numfmt.packing"]),
-    ("scaled", ["numfmt.calibration", "numfmt.scaled", "numfmt.mx", "numfmt.codebook", "numfmt.lowbit"]),
+    ("scaled", ["numfmt.scheme", "numfmt.calibration", "numfmt.scalemath", "numfmt.scales", "numfmt.scaled",
+                "numfmt.mx", "numfmt.codebook", "numfmt.lowbit"]),
     ("autodiff", ["numfmt.autodiff"]),
     ("matmul", ["numfmt.accumulator", "numfmt.tensorcore_kernel", "numfmt.tensorcore", "numfmt.matmul", "numfmt.matmul_profiles",
                 "numfmt.intgemm", "numfmt.lowbit_matmul"]),
@@ -42,11 +43,7 @@ ALLOWED_CIRCLES = {
 }
 
 #: (importer, imported) pairs allowed to take private names today, with the work that ends them.
-ALLOWED_PRIVATE = {
-    # mx reaches into scaled's core (_layout, _quantize_core): the one quantization
-    # scheme of issue 13 item 1 gives MX a public core to call.
-    ("numfmt.mx", "numfmt.scaled"),
-}
+ALLOWED_PRIVATE: set[tuple[str, str]] = set()  # mx calls scaled's public core (numfmt.scheme, quantize_with)
 
 
 def _module_name(path: pathlib.Path) -> str:

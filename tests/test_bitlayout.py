@@ -1,0 +1,99 @@
+"""Tests of numfmt.bitlayout: exponents, powers of two, and exact products and quotients on the bits.
+
+Every result is checked against the exact oracle (numfmt.testing.reference_round on
+Fractions), over inputs that reach the subnormals, where XLA on CPU would flush float
+arithmetic to zero.
+"""
+
+from fractions import Fraction
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numfmt.formats as F
+from numfmt import bitlayout as bl
+from numfmt.bitlayout import exponent_and_significand, pow2
+from numfmt.testing import reference_decode, reference_round
+
+MODES = ["nearest_even", "nearest_away", "toward_zero", "up", "down", "odd"]
+
+
+def f32_of(frac: Fraction, mode="nearest_even") -> np.float32:
+    """``frac`` rounded once into float32 by ``mode`` (the oracle), as a float32."""
+    code = reference_round(frac, F.FP32, mode)
+    return np.uint32(code).view(np.float32)
+
+
+def _same(a, b):
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    return np.array_equal(a.view(np.uint32), b.view(np.uint32)) or (np.isnan(a).all() and np.isnan(b).all())
+
+
+def _float(bits):
+    return np.uint32(bits).view(np.float32)
+
+
+# Near the bottom of float32's range: subnormals, the normal/subnormal boundary, and
+# ordinary values, each with a random significand and sign.
+near_subnormal = st.one_of(
+    st.integers(1, (1 << 23) - 1).map(_float),                                    # subnormals
+    st.integers(0x00800000 - 64, 0x00800000 + 64).map(_float),                    # around 2**-126
+    st.builds(lambda e, m: _float((e << 23) | m), st.integers(1, 40), st.integers(0, (1 << 23) - 1)),
+    st.builds(lambda e, m: _float((e << 23) | m), st.integers(1, 254), st.integers(0, (1 << 23) - 1)),
+).flatmap(lambda v: st.sampled_from([v, -v]))
+positive = near_subnormal.map(abs).filter(lambda v: v > 0)
+
+
+@settings(max_examples=200)
+@given(a=near_subnormal, b=positive, mode=st.sampled_from(MODES))
+def test_multiply_and_divide_round_once(a, b, mode):
+    m = jax.jit(bl.multiply, static_argnums=2)(jnp.float32(a), jnp.float32(b), mode)
+    assert _same(m, f32_of(Fraction(float(a)) * Fraction(float(b)), mode))
+    d = jax.jit(bl.divide, static_argnums=2)(jnp.float32(a), jnp.float32(b), mode)
+    assert _same(d, f32_of(Fraction(float(a)) / Fraction(float(b)), mode))
+
+
+@settings(max_examples=200)
+@given(a=near_subnormal, k=st.integers(-300, 300), mode=st.sampled_from(MODES))
+def test_mul_pow2_rounds_once(a, k, mode):
+    r = jax.jit(bl.mul_pow2, static_argnums=2)(jnp.float32(a), jnp.int32(k), mode)
+    assert _same(r, f32_of(Fraction(float(a)) * Fraction(2) ** k, mode))
+
+
+def test_specials_pass_through_and_cpu_flush_does_not_apply():
+    x = jnp.asarray([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-45], jnp.float32)
+    s = jnp.full(x.shape, 3.0, jnp.float32)
+    np.testing.assert_array_equal(np.signbit(bl.multiply(x, s))[:2], [False, True])
+    out = np.asarray(jax.jit(bl.multiply)(x, s))
+    assert np.isinf(out[2]) and out[3] < 0 and np.isnan(out[4])
+    assert out[5] == np.float32(1e-40) * np.float32(3.0) and out[6] == np.float32(-1e-45) * np.float32(3.0)
+    # Plain float arithmetic in XLA on CPU flushes these; the bit versions do not.
+    assert float(jax.jit(bl.mul_pow2)(jnp.float32(1e-40), jnp.int32(1))) == np.float32(1e-40) * np.float32(2)
+
+
+def test_float64_with_x64():
+    with bl.x64():
+        a = jnp.asarray([5e-324, 3e-310, 1.5, -2.2250738585072014e-308], jnp.float64)
+        b = jnp.asarray([3.0, 7.0, 1e-300, 0.75], jnp.float64)
+        np.testing.assert_array_equal(jax.jit(bl.multiply)(a, b), np.asarray(a) * np.asarray(b))
+        np.testing.assert_array_equal(jax.jit(bl.divide)(a, b), np.asarray(a) / np.asarray(b))
+
+
+def test_exponent_bits_helpers_on_subnormals():
+    a = jnp.asarray([2.0**-149, 3 * 2.0**-140, 1.0, 1.5 * 2.0**127], jnp.float32)
+    e, sig = exponent_and_significand(a)
+    np.testing.assert_array_equal(e, [-149, -139, 0, 127])
+    np.testing.assert_array_equal(sig, [1.0, 1.5, 1.0, 1.5])
+    np.testing.assert_array_equal(pow2(jnp.asarray([-149, -127, 0, 127])), [2.0**-149, 2.0**-127, 1.0, 2.0**127])
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "odd"])
+def test_compose_overflow(mode):
+    big = bl.compose(jnp.asarray(False), jnp.uint32(3 << 24), jnp.int32(200), mode, jnp.float32)
+    assert float(big) == (np.inf if mode == "nearest_even" else float(np.finfo(np.float32).max))
+    assert float(reference_decode(reference_round(Fraction(3 << 24) * 2**200, F.FP32, mode), F.FP32)) in (
+        np.inf, float(np.finfo(np.float32).max))
