@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from machine import describe
-from timing import median_time
+from timing import Case, markdown_table, ms, round_robin
 
 import numfmt as nf
 from numfmt import tensorcore as tc
@@ -52,14 +52,10 @@ def main(argv=None):
         rows.append((f"tensorcore {model.name}", jax.jit(lambda x, y, m=model: tc.tensorcore_dot(x, y, m)), x, y))
 
     print(f"# numfmt.tensorcore speed, {n} x {n} x {n} ({describe()})\n")
-    print("| computation | wall time (ms) | ratio to jnp.matmul |")
-    print("| --- | --- | --- |")
-    base = None
-    for name, fn, x, y in rows:
-        t = median_time(fn, x, y, reps=args.repeat)
-        base = base or t
-        print(f"| {name} | {1e3 * t:.2f} | {t / base:.1f}x |", flush=True)
-
+    times = round_robin({name: Case(fn, (x, y)) for name, fn, x, y in rows}, reps=args.repeat)
+    base = times[rows[0][0]]
+    table = [[name, ms(t), f"{t.median / base.median:.1f}x" if t.ok else t.error] for name, t in times.items()]
+    print(markdown_table(["computation", "wall time (ms)", "ratio to jnp.matmul"], table), flush=True)
 
 if __name__ == "__main__":
     main()
