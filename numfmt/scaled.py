@@ -214,7 +214,9 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
         fast = _fast_ok(groups, ext, bad, scheme, values)
     else:
         groups, bad = _affine_groups(xb, scheme, clip, reduce, user, keep, axis)
-        fast = False
+        groups = _Groups(*_sm.once_per_group(tuple(groups)))
+        ext = _calibration.group_extent(xb, reduce, True, finite=True)
+        fast = _fast_ok(groups, ext, bad, scheme, values)
     tail = functools.partial(_element_pass, scheme=scheme, want=want, blocked=blocked, keep=keep)
     if fast is False:
         out = tail(xb, key, _sm.once_per_group(groups), fast=False)
@@ -299,7 +301,7 @@ def _fast_ok(groups, ext, bad, scheme, values):
     e_min = exponent_and_significand(jnp.where(ext.min_nonzero < info.tiny, 1, ext.min_nonzero))[0]
     ok_min = (magnitude_bits(ext.min_nonzero) >= magnitude_bits(jnp.asarray(info.tiny, work)))
     e_max = exponent_and_significand(jnp.where(amax > 0, amax, 1))[0]
-    if scheme.pow2_scales:
+    if len(groups.divisor) == 1:  # power-of-two scales (affine ones divide by (m, k) with m = 1)
         (k,) = groups.divisor  # includes elem_scale: a value is decode(code) * 2**k
         ok = (k <= -info.minexp - 1) & (k >= -info.maxexp + 1)  # 2**-k and 2**k normal
         ok &= ok_min & (e_min - k >= info.minexp + 1) & (e_max - k <= info.maxexp - 2)
