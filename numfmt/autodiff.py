@@ -16,7 +16,7 @@ Both take the same quantization arguments: a format, a rounding mode (and ``key`
 ``quantize(x / scale) * scale``) or a ``granularity`` (``"tensor"``, ``"channel"`` along
 ``axis``, ``"block"`` of ``block_size`` along ``axis``). They make one
 :class:`~numfmt.scheme.QuantScheme` and call the scaled layer's core,
-:func:`numfmt.scaled.quantize_with`, which gives the dequantized values and the scales
+:func:`numfmt.quantcore.quantize_with`, which gives the dequantized values and the scales
 that bound each group's range.
 """
 
@@ -33,13 +33,13 @@ from numfmt import scalemath as _sm
 from numfmt.bitlayout import check_float_input, ordered
 from numfmt.checks import check_bool, is_traced
 from numfmt.formats import CodebookFormat, IntFormat
-from numfmt.scaled import (
-    check_clip,
+from numfmt.quantcore import (
     dequantize_values,
     quantize_with,
     resolve_axes,
     scale_layout,
 )
+from numfmt.scaled import check_clip
 from numfmt.scheme import QuantScheme
 
 __all__ = ["fake_quant", "quantize_grad"]

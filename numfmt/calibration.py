@@ -134,14 +134,35 @@ def finite_range(x, axis=None, keepdims=False):
     """The finite ``(min(x, 0), max(x, 0))`` over ``axis``: exact, the same on every backend.
 
     A group with no finite value gets ``[0, 0]``. Computed on integer keys that order
-    like the floats (the bits, with the negative half flipped), so that a subnormal
-    extreme is not read as 0 by XLA's CPU flush of subnormal operands.
+    like the floats (:func:`numfmt.bitlayout.ordered`), so that a subnormal extreme is
+    not read as 0 by XLA's CPU flush of subnormal operands. When the groups include the
+    last axis, one variadic reduce without selects gives both ends (see
+    :func:`group_extent`), and the masked reduction runs only where a NaN or inf is present.
     """
-    key = ordered(x)
-    finite = magnitude_bits(x) < inf_bits(layout_of(x.dtype))
-    lo = jnp.minimum(jnp.min(jnp.where(finite, key, 0), axis=axis, keepdims=keepdims), 0)
-    hi = jnp.maximum(jnp.max(jnp.where(finite, key, 0), axis=axis, keepdims=keepdims), 0)
-    return from_ordered(lo, x.dtype), from_ordered(hi, x.dtype)
+    axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(sorted(a % x.ndim for a in axes))
+    lay = layout_of(x.dtype)
+    key = ordered(x, lay)
+    top = inf_bits(lay).astype(lay.sint)
+
+    def masked(key):
+        finite = magnitude_bits(x, lay) < inf_bits(lay)
+        return jnp.min(jnp.where(finite, key, 0), axis=axes), jnp.max(jnp.where(finite, key, 0), axis=axes)
+
+    if x.ndim - 1 in axes:
+        big = lay.sint((1 << (lay.width - 1)) - 1)
+        lo, hi = lax.reduce((key, key), (big, -big - 1), _min_max, axes)
+        # A NaN or inf has a key at or past +-inf's, outside every finite key.
+        lo, hi = lax.cond(jnp.any((hi >= top) | (lo <= ordered(jnp.asarray(-jnp.inf, x.dtype), lay))),
+                          masked, lambda key: (lo, hi), key)
+    else:
+        lo, hi = masked(key)
+    lo, hi = from_ordered(jnp.minimum(lo, 0), x.dtype), from_ordered(jnp.maximum(hi, 0), x.dtype)
+    return (jnp.expand_dims(lo, axes), jnp.expand_dims(hi, axes)) if keepdims else (lo, hi)
+
+
+def _min_max(a, b):
+    return jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1])
 
 
 def _fake_quant(x, c_lo, c_hi, fmt, symmetric):

@@ -43,7 +43,7 @@ from numfmt.accumulator import Accumulator, accumulate
 from numfmt.bitlayout import check_float_input
 from numfmt.checks import check_bool
 from numfmt.formats import IntFormat
-from numfmt.scaled import quantize_with
+from numfmt.quantcore import quantize_with
 from numfmt.scheme import QuantScheme
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The block-scaled presets: OCP Microscaling (MX v1.0) and NVIDIA NVFP4.
 
-Both are schemes (:mod:`numfmt.scheme`) applied by :func:`numfmt.scaled.quantize_with`,
+Both are schemes (:mod:`numfmt.scheme`) applied by :func:`numfmt.quantcore.quantize_with`,
 not code paths of their own: MX uses blocks of 32 with E8M0 (power-of-two) scales and
 saturating elements (OCP Microscaling Formats (MX) Specification v1.0, section 6.3);
 NVFP4 uses blocks of 16 with E4M3 scales and one FP32 tensor scale (NVIDIA's two-level

@@ -5,7 +5,7 @@ and its rounding, which values share a scale (``axis``, ``block_size``), the sca
 format and rounding, how the clip value is found (``calibration``), affine or
 symmetric, NVIDIA's optional second tensor-level scale, and what a NaN or inf does
 to its group. It is frozen and hashable (a static argument of ``jax.jit``) and
-checked once, when it is made. :func:`numfmt.scaled.quantize_with` applies it;
+checked once, when it is made. :func:`numfmt.quantcore.quantize_with` applies it;
 ``quantize_scaled``, ``mx_quantize``, ``nvfp4_quantize``, ``fake_quant`` /
 ``quantize_grad`` and the matmul's ``OperandSpec`` are all built on it.
 

@@ -284,7 +284,8 @@ def test_matmul_operands_equal_the_exact_reference(seed):
 
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2**32 - 1),
-       case=st.sampled_from(["mx_e4m3", "mx_e2m1", "mx_int8", "nvfp4", "int8_channel", "e4m3_block", "bf16_scale"]),
+       case=st.sampled_from(["mx_e4m3", "mx_e2m1", "mx_int8", "nvfp4", "int8_channel", "e4m3_block", "bf16_scale",
+                             "uint8_affine"]),
        rounding=st.sampled_from(["nearest_even", "stochastic"]))
 def test_fast_and_exact_passes_agree(seed, case, rounding):
     # One subnormal input sends the whole array down the exact path (on the bits); the
@@ -306,6 +307,8 @@ def test_fast_and_exact_passes_agree(seed, case, rounding):
             q = quantize_scaled(a, "int8", axis=1, rounding=rounding, key=key)
         elif case == "e4m3_block":
             q = quantize_scaled(a, "e4m3", axis=1, block_size=32, rounding=rounding, key=key)
+        elif case == "uint8_affine":
+            q = quantize_scaled(a, "uint8", axis=1, symmetric=False, rounding=rounding, key=key)
         else:
             q = quantize_scaled(a, "e4m3", axis=1, scale_fmt="bf16", rounding=rounding, key=key)
         return np.asarray(q.codes), np.asarray(q.dequantize()), np.asarray(q.scale)
