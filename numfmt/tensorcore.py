@@ -18,7 +18,7 @@ Khattak & Mikaitis 2025, "Accurate models of NVIDIA tensor cores", arXiv 2512.07
    register with an ordinary round-to-nearest-even addition and restart ``c`` at zero
    (cuBLASLt's default FP8 mode does; DeepSeek-V3 section 3.3 does it by hand);
 5. a kernel may split the contraction into ``split_k`` parts, accumulated separately
-   and added in float32, in order, at the end.
+   and added in float32 at the end (in order, or in the order of a reduction tree).
 
 :func:`tensorcore_dot` computes this, bit for bit, for operands given by their exact
 values as float32, in JAX (``jit``, ``vmap``, any batch shape). :func:`tensorcore_epilogue`
@@ -114,10 +114,20 @@ class TensorCoreModel:
       split_k_interleave: False: the parts are contiguous (split-K across thread blocks,
         above). True: "sliced K" within a thread block, k-tile ``t`` of
         ``split_k_granule`` elements goes to part ``t mod split_k``.
-      split_k_partials: how the parts are added: into this many float32 running sums
-        (part ``i`` into sum ``i mod split_k_partials``, in order), which are then added
-        pairwise. 1: one running sum, in order (cuBLASLt); 4: XLA's reduction of its
-        split-K parts, as recorded at 128 x 128 x 256.
+      split_k_partials: how the parts are added: into this many float32 sums (part ``i``
+        into sum ``i mod split_k_partials``), which are then added pairwise. 1: one
+        running sum, in order (cuBLASLt); 4: XLA's loop reduction of its split-K parts,
+        as recorded at 128 x 128 x 256; 2 with ``split_k_tree``: XLA's Triton reduction
+        (``tl.sum`` over a [parts, 64] tile with 2 warps along the parts, recorded at
+        128 x 128 x 4096).
+      split_k_tree: how each of the ``split_k_partials`` sums adds its parts: False, a
+        running sum in order; True, a pairwise tree of adjacent parts (Triton's
+        reduction of the values one thread holds: ``((p0 + p1) + (p2 + p3)) + ...``).
+      block_interleave: how the blocks take their elements: 1, ``block_size`` consecutive
+        elements each; ``j > 1``, each group of ``j * block_size`` consecutive elements is
+        cut into pairs and pair ``p`` goes to the group's block ``p mod j`` (blocks in
+        order). 2: Triton's mma.sync on 8-bit operands converted to 16 bits (dot-operand
+        ``kWidth=4``: a thread holds 4 consecutive K elements, an m16n8k16 takes 2 of them).
       operand_rounding: None (operands are exact values of their formats) or the
         rounding mode that converts float32 operands into them first (TF32:
         ``"nearest_away"``, as ``cvt.rna.tf32.f32``).
@@ -138,6 +148,8 @@ class TensorCoreModel:
     split_k_partials: int = 1
     split_k_interleave: bool = False
     operand_rounding: str | None = None
+    block_interleave: int = 1
+    split_k_tree: bool = False
     name: str = dataclasses.field(default="custom", compare=False)
 
     def __post_init__(self):
@@ -182,6 +194,11 @@ class TensorCoreModel:
         check_int(self.split_k_granule, "split_k_granule", 1)
         check_int(self.split_k_partials, "split_k_partials", 1, 1024)
         check_bool(self.split_k_interleave, "split_k_interleave")
+        check_bool(self.split_k_tree, "split_k_tree")
+        check_int(self.block_interleave, "block_interleave", 1, 64)
+        if self.block_interleave > 1 and self.block_size % 2:
+            raise ValueError(f"block_interleave={self.block_interleave} deals pairs of elements: it needs an even "
+                             f"block_size, got {self.block_size}")
         if self.operand_rounding is not None and check_rounding(self.operand_rounding) == "stochastic":
             raise ValueError("operand_rounding cannot be 'stochastic' (the hardware converts deterministically)")
 

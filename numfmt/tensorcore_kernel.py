@@ -324,13 +324,13 @@ def chain(model, a, b, interval, path: str = "auto"):
     ``path``: ``"auto"`` (the fast path where the data allow it), ``"fast"`` or
     ``"general"`` (for tests: the two must agree wherever the fast path is valid).
     """
-    n = model.block_size
+    n, j = model.block_size, model.block_interleave
     k = a[0].shape[-1]
-    steps = max(1, _ceil_div(k, n))
+    steps = max(1, _ceil_div(k, n * j)) * j
     pad = [(0, 0)] * (a[0].ndim - 1) + [(0, steps * n - k)]
-    a = tuple(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP) for i, v in enumerate(a))
-    b = tuple(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP) for i, v in enumerate(b))
-    valid = jnp.arange(steps) < _ceil_div(k, n)
+    a = tuple(_interleave(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP), n, j) for i, v in enumerate(a))
+    b = tuple(_interleave(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP), n, j) for i, v in enumerate(b))
+    valid = jnp.arange(steps) < (_ceil_div(k, n) if j == 1 else steps)
     shape = a[0].shape[:-1] + (b[0].shape[-2],)
     nlevels = levels(model)
 
@@ -355,6 +355,16 @@ def chain(model, a, b, interval, path: str = "auto"):
     if path == "fast" or nlevels is not None:
         return fast(a, b)
     return lax.cond(fast_path_ok(model, a, b), fast, general, a, b)
+
+
+def _interleave(x, n: int, j: int):
+    """(…, K) with K a multiple of ``j * n`` -> the same elements in block order: within each
+    group of ``j * n``, pair ``p`` (elements ``2p, 2p + 1``) goes to block ``p mod j``."""
+    if j == 1:
+        return x
+    shape = x.shape
+    x = x.reshape(*shape[:-1], shape[-1] // (j * n), n // 2, j, 2)
+    return jnp.swapaxes(x, -3, -2).reshape(shape)
 
 
 def fast_path_ok(model, a, b):
@@ -411,7 +421,7 @@ def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "a
 
         sums = chain(model, (parts(sa, 0), parts(ea, _ZERO_EXP)), (parts(sb, 0), parts(eb, _ZERO_EXP)), interval,
                      path)
-        out = combine_parts([sums[i] for i in range(s)], model.split_k_partials)
+        out = combine_parts([sums[i] for i in range(s)], model.split_k_partials, model.split_k_tree)
     # Inf or NaN operands: the IEEE float32 sum of the products (not recorded on hardware).
     special = jnp.any(bad_a, axis=-1)[..., :, None] | jnp.any(bad_b, axis=-1)[..., None, :]
     plain = jnp.einsum("...mk,...nk->...mn", a, b, precision=_HI)
@@ -422,12 +432,23 @@ def _ceil_div(x: int, y: int) -> int:
     return -(-x // y)
 
 
-def combine_parts(parts, partials: int):
-    """Float32 sum of split-K parts: ``partials`` running sums (part i into i mod partials), then pairwise."""
-    sums = [None] * min(partials, len(parts))
-    for i, p in enumerate(parts):
-        j = i % partials
-        sums[j] = p if sums[j] is None else sums[j] + p
+def _pairwise(sums):
+    """Adjacent pairs added, level by level (an odd last value goes up unchanged)."""
     while len(sums) > 1:
         sums = [sums[i] + sums[i + 1] if i + 1 < len(sums) else sums[i] for i in range(0, len(sums), 2)]
     return sums[0]
+
+
+def combine_parts(parts, partials: int, tree: bool = False):
+    """Float32 sum of split-K parts: part i into sum i mod ``partials`` (a running sum in order,
+    or with ``tree`` a pairwise tree of its parts), then the sums pairwise."""
+    groups = [parts[j::partials] for j in range(min(partials, len(parts)))]
+    if tree:
+        return _pairwise([_pairwise(g) for g in groups])
+    sums = []
+    for g in groups:
+        acc = g[0]
+        for p in g[1:]:
+            acc = acc + p
+        sums.append(acc)
+    return _pairwise(sums)

@@ -137,18 +137,48 @@ def reference_dot(a: np.ndarray, b: np.ndarray, model: tc.TensorCoreModel) -> np
     else:
         length = -(-((k + s - 1) // s) // g) * g
         parts = [list(range(j * length, min(k, (j + 1) * length))) for j in range(s)]
+    parts = [_block_order(p, model) for p in parts]
     out = np.zeros((a.shape[0], b.shape[0]))
     for m in range(a.shape[0]):
         for col in range(b.shape[0]):
-            sums = [_chain([a[m, i] for i in p], [b[col, i] for i in p], model) for p in parts]
+            sums = [_chain([0.0 if i is None else a[m, i] for i in p], [0.0 if i is None else b[col, i] for i in p],
+                           model) for p in parts]
             r = model.split_k_partials
-            acc = [None] * min(r, len(sums))
-            for i, v in enumerate(sums):
-                acc[i % r] = v if acc[i % r] is None else _round(acc[i % r] + v, 23, "nearest_even")
-            while len(acc) > 1:
-                acc = [_round(acc[i] + acc[i + 1], 23, "nearest_even") if i + 1 < len(acc) else acc[i]
-                       for i in range(0, len(acc), 2)]
-            out[m, col] = float(acc[0])
+            groups = [sums[j::r] for j in range(min(r, len(sums)))]
+            if model.split_k_tree:
+                acc = [_pairwise_sum(g) for g in groups]
+            else:
+                acc = []
+                for g in groups:
+                    v = g[0]
+                    for x in g[1:]:
+                        v = _round(v + x, 23, "nearest_even")
+                    acc.append(v)
+            out[m, col] = float(_pairwise_sum(acc))
+    return out
+
+
+def _pairwise_sum(values):
+    """Float32 sums of adjacent pairs, level by level (an odd last value goes up as it is)."""
+    while len(values) > 1:
+        values = [_round(values[i] + values[i + 1], 23, "nearest_even") if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
+
+
+def _block_order(indices, model):
+    """The part's element indices in the order the blocks take them (``block_interleave``),
+    with None for the zeros that pad the last group."""
+    j, n = model.block_interleave, model.block_size
+    if j == 1:
+        return indices
+    g = j * n
+    padded = list(indices) + [None] * (-len(indices) % g)
+    out = []
+    for start in range(0, len(padded), g):
+        pairs = [padded[start + 2 * p:start + 2 * p + 2] for p in range(g // 2)]
+        for blk in range(j):
+            out += [x for p in range(blk, g // 2, j) for x in pairs[p]]
     return out
 
 
@@ -175,6 +205,11 @@ MODELS = {
     "round_nearest": R(tc.H100_FP8_FAST_ACCUM, alignment_rounding="nearest_even", accumulator_rounding="nearest_even"),
     "late_accumulator": R(tc.H100_BF16, accumulator_in_alignment=False, alignment_bits=20),
     "narrow_window": R(tc.H100_FP8_FAST_ACCUM, block_size=8, alignment_bits=5),
+    "bf16_interleave2": R(tc.H100_BF16, block_interleave=2, promotion_interval=32),
+    "fp8_interleave4_split": R(tc.H100_FP8_FAST_ACCUM, block_size=8, alignment_bits=5, block_interleave=4, split_k=2,
+                               split_k_granule=1),
+    "tf32_split_tree": R(tc.H100_TF32, split_k=8, split_k_granule=4, split_k_partials=2, split_k_tree=True),
+    "fp32_split_tree": R(tc.H100_FP32, split_k=5, split_k_granule=1, split_k_tree=True),
 }
 
 
@@ -352,6 +387,13 @@ def test_bad_arguments_are_named():
         tc.TensorCoreModel(alignment_rounding="up")
     with pytest.raises(ValueError, match="alignment_bits=None"):
         tc.TensorCoreModel(alignment_bits=None)
+    with pytest.raises(ValueError, match="block_interleave=2 deals pairs"):
+        tc.TensorCoreModel(block_size=1, alignment_bits=None, accumulator_fmt=nf.FP32,
+                           accumulator_rounding="nearest_even", block_interleave=2)
+    with pytest.raises((TypeError, ValueError), match="block_interleave"):
+        tc.TensorCoreModel(block_interleave=0)
+    with pytest.raises((TypeError, ValueError), match="split_k_tree"):
+        tc.TensorCoreModel(split_k_tree="yes")
     with pytest.raises(ValueError, match="scale_a"):
         tc.tensorcore_epilogue(np.zeros((2, 3), np.float32), scale_a=np.ones(3, np.float32))
 

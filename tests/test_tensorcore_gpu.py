@@ -153,3 +153,44 @@ def test_xla_dots_at_small_k():
     _agree(_model(a, b, R(tc.H100_TF32, operand_rounding="nearest_away")), default,
            "XLA float32 default precision (TF32, ties away) 128x128x32")
     _agree(_model(a, b, tc.H100_FP32), highest, "XLA float32 HIGHEST 128x128x32 (FMA chain)")
+
+
+def _xla_dot_and_hlo(jax, a, b, **kw):
+    """XLA's product on the GPU and the optimized HLO it compiled (to name the kernel)."""
+    f = jax.jit(lambda x, y: jax.lax.dot(x, y, **kw))
+    x, y = jax.numpy.asarray(a), jax.numpy.asarray(b)
+    return f(x, y), f.lower(x, y).compile().as_text()
+
+
+def test_xla_split_k_with_triton_reduce_at_k4096():
+    # Recorded (docs/hardware.md, XLA kernel structure): 32 parts of 128 summed by a Triton
+    # reduce. The recorded operands made every part exact; these do not, so the arithmetic
+    # inside each part (the named models) is checked too.
+    jax = _jax_gpu()
+    jnp = jax.numpy
+    rng = np.random.default_rng(6)
+    tree = {"split_k": 32, "split_k_granule": 1, "split_k_partials": 2, "split_k_tree": True}
+    a16, b16 = _draw(rng, (128, 4096), BF16), _draw(rng, (4096, 128), BF16)
+    hw, hlo = _xla_dot_and_hlo(jax, a16, b16, preferred_element_type=jnp.float32)
+    kernel = f"HLO: 32 parts {'f32[32,128,128]' in hlo}, Triton reduce {'input_reduce_fusion' in hlo}"
+    _agree(_model(a16, b16, R(tc.H100_BF16, **tree)), hw, f"XLA bf16 dot 128x128x4096 ({kernel})")
+    a = rng.standard_normal((128, 4096)).astype(np.float32)
+    b = rng.standard_normal((4096, 128)).astype(np.float32)
+    for precision, model in ((None, R(tc.H100_TF32, operand_rounding="nearest_away")),
+                             (jax.lax.Precision.HIGHEST, tc.H100_FP32)):
+        hw, hlo = _xla_dot_and_hlo(jax, a, b, precision=precision)
+        _agree(_model(a, b, R(model, **tree)), hw, f"XLA float32 {precision or 'default'} 128x128x4096")
+
+
+def test_xla_fp8_converted_to_16_bits_at_1024x32x256():
+    # Recorded: FP8 operands converted to 16 bits in Triton's kWidth-4 layout (block_interleave=2).
+    jax = _jax_gpu()
+    jnp = jax.numpy
+    rng = np.random.default_rng(7)
+    a = (rng.standard_normal((1024, 256)) * np.exp2(rng.integers(-8, 5, (1024, 256)))).astype(np.float32)
+    b = rng.standard_normal((256, 32)).astype(np.float32)
+    a8, b8 = a.astype(E4M3), b.astype(E4M3)
+    hw, hlo = _xla_dot_and_hlo(jax, a8, b8, preferred_element_type=jnp.float32)
+    stages = '"num_stages":3' in hlo
+    _agree(_model(a8, b8, R(tc.H100_BF16, block_interleave=2)), hw,
+           f"XLA fp8 dot 1024x32x256 via 16 bits (HLO num_stages 3: {stages})")
