@@ -228,7 +228,14 @@ def _log_matmul(a_codes, b_codes, scale_a, scale_b, *, fa, fb, chunk):
     else:
         # (S_even + sqrt2 * S_odd) * 2**(t0/2): for odd t0 one sqrt(2) moves over (sqrt2 * sqrt2 = 2).
         P, Q = (S_even.astype(work), S_odd.astype(work)) if t0 % 2 == 0 else (S_odd.astype(work) * 2, S_even.astype(work))
-        total = P + np.sqrt(np.asarray(2.0, work)) * Q  # sqrt is correctly rounded
+        # sqrt is correctly rounded. XLA (on CPU, and on a GPU) contracts a fused
+        # ``P + c * Q`` into one FMA, a single rounding, and an optimization barrier
+        # around the product is gone before fusion. Adding a +0.0 the compiler cannot see
+        # (the barrier hides the constant from the simplifier, as in numfmt.nearest)
+        # takes the product: contracted or not, ``c * Q + 0`` is ``c * Q`` rounded once,
+        # so that the sum is the documented two roundings on every backend.
+        zero = lax.optimization_barrier(jnp.zeros((), work))
+        total = P + (np.sqrt(np.asarray(2.0, work)) * Q + zero)
         shift = t0 // 2
     return _finish(mul_pow2(total, jnp.full((), shift, jnp.int32)), scale_a, scale_b)
 
