@@ -230,11 +230,11 @@ def _log_matmul(a_codes, b_codes, scale_a, scale_b, *, fa, fb, chunk):
         P, Q = (S_even.astype(work), S_odd.astype(work)) if t0 % 2 == 0 else (S_odd.astype(work) * 2, S_even.astype(work))
         # sqrt is correctly rounded. XLA (on CPU, and on a GPU) contracts a fused
         # ``P + c * Q`` into one FMA, a single rounding, and an optimization barrier
-        # around the product is gone before fusion. Adding a +0.0 the compiler cannot see
-        # (the barrier hides the constant from the simplifier, as in numfmt.nearest)
-        # takes the product: contracted or not, ``c * Q + 0`` is ``c * Q`` rounded once,
-        # so that the sum is the documented two roundings on every backend.
-        zero = lax.optimization_barrier(jnp.zeros((), work))
+        # around the product is gone before fusion. So the product first takes a zero
+        # the compiler cannot fold away (``Q * 0`` is not folded for floats, and the
+        # barrier hides the constant besides): contracted or not, ``c * Q + Q * 0`` is
+        # ``c * Q`` rounded once, and the sum is the documented two roundings.
+        zero = Q * lax.optimization_barrier(jnp.zeros((), work))  # +-0: x + (+-0) is x
         total = P + (np.sqrt(np.asarray(2.0, work)) * Q + zero)
         shift = t0 // 2
     return _finish(mul_pow2(total, jnp.full((), shift, jnp.int32)), scale_a, scale_b)
