@@ -118,10 +118,9 @@ def unscale(x, m, k, *, coarse: bool):
         scale = _bits.mul_pow2(jnp.asarray(m, x.dtype), k)  # exact: the scale itself
         return _bits.divide(x, jnp.broadcast_to(scale, x.shape))
     xs, K = _prescaled(x, lay)
-    # x / m stays normal (x is prescaled), 2**-k is applied on the bits. A select that
-    # depends on x keeps XLA from rewriting x / broadcast(m) as x * (1 / m).
-    guard = lax.bitcast_convert_type(xs, lay.uint) == lay.uint((1 << lay.width) - 1)
-    q = xs / jnp.where(guard, lay.dtype.type(1), m)
+    # x / m stays normal (x is prescaled) and is correctly rounded on every backend
+    # (:func:`numfmt.bitlayout.quotient_nearest`); 2**-k is applied on the bits.
+    q = _bits.quotient_nearest(xs, m)
     return _settle(q, x, K + k.astype(lay.sint), lay, to_max=True)
 
 
