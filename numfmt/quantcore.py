@@ -401,7 +401,10 @@ def _products_normal(s, ts, affine, scheme):
     if smallest < info.tiny:
         return False
     if ts is None and smallest * floor >= info.tiny:
-        return True
+        # Scales numfmt chooses are at least ``floor``; a QArray's may not be (an XNOR-Net
+        # alpha can be subnormal): those take the bits. Zero, inf and NaN are IEEE's.
+        mag = magnitude_bits(s)
+        return jnp.all((mag == 0) | (mag >= magnitude_bits(jnp.asarray(floor, s.dtype))))
     half = jnp.asarray(smallest / 2, s.dtype)
     ok = s * half >= info.tiny
     if ts is not None:
