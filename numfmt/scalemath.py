@@ -181,7 +181,10 @@ def rescale(v, scale, *, min_abs: float, scale_floor: float):
 
     if min_abs < tiny:  # the element values themselves can be subnormal
         return exact(v, scale)
-    ok = jnp.all((scale >= lay.dtype.type(tiny / min_abs)) | jnp.isnan(scale))
+    # Compared on the bits, and at least the smallest normal: for min_abs > 1 the bound
+    # tiny / min_abs is itself subnormal, which a CPU compare would read as 0.
+    floor = lay.dtype.type(max(tiny / min_abs, tiny))
+    ok = jnp.all((_bits.magnitude_bits(scale, lay) >= _bits.magnitude_bits(floor, lay)) | jnp.isnan(scale))
     return lax.cond(ok, lambda v, s: v * s, exact, v, scale)
 
 

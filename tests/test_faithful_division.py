@@ -199,3 +199,11 @@ def test_binarize_and_ternarize_dequantize_exactly():
     assert _same(b.dequantize(), (np.vectorize(sign_b.get)(np.asarray(b.codes)) * alpha_b).astype(np.float32))
     sign_t = {0: -1.0, 1: 0.0, 2: 1.0}
     assert _same(t.dequantize(), (np.vectorize(sign_t.get)(np.asarray(t.codes)) * alpha_t).astype(np.float32))
+
+
+def test_rescale_keeps_a_subnormal_scale_when_the_smallest_element_is_above_one():
+    # min_abs = 2: tiny / min_abs is subnormal, which a CPU compare reads as 0; the
+    # product must still be the correctly rounded one with gradual underflow.
+    v = np.array([2.0, -4.0, 0.0, 6.0], np.float32)
+    got = jax.jit(lambda v, s: sm.rescale(v, s, min_abs=2.0, scale_floor=0.0))(v, np.float32(1e-40))
+    assert _same(got, v * np.float32(1e-40))
