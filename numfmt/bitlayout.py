@@ -226,10 +226,10 @@ def _significand_of(v, lay):
 def _sticky(Mq, D, lay):
     """``4 * Mq + sign(D)``: a rounded significand with two more bits, rounded to odd.
 
-    ``D`` is the exact residual (as a wrapped unsigned difference) of the exact value
+    ``D`` is the exact residual (signed, or a wrapped unsigned difference) of the exact value
     against ``Mq``; its sign says on which side of ``Mq`` the exact value lies.
     """
-    Ds = lax.bitcast_convert_type(D, lay.sint)
+    Ds = D if D.dtype == lay.sint else lax.bitcast_convert_type(D, lay.sint)
     return (Mq << lay.uint(2)) + jnp.sign(Ds).astype(lay.uint)  # wraps for -1: 4 * Mq - 1
 
 
@@ -252,24 +252,108 @@ def multiply(a, b, rounding="nearest_even"):
     return jnp.where(_passes_through(a, lay), a, y)
 
 
+def _float_div(a, b):
+    """The float unit's ``a / b``. Backends differ: XLA on CPU rounds it correctly, XLA on
+    GPU lowers it to a faithful division (``div.full.f32``, within 2 ulps). Everything
+    exact here takes it as a first guess only and corrects it on the integers
+    (:func:`_nearest_quotient`); tests replace this function by one that is off by a few ulps."""
+    return a / b
+
+
+def _nearest_quotient(Ma, Mb, q, field, lay):
+    """``(Mq, D, low)``: the quotient of significands rounded to the nearest integer.
+
+    ``Ma``, ``Mb`` are integer significands in ``[2**P, 2**(P+1))``; ``low`` is
+    ``Ma < Mb``, so that ``Q = Ma * 2**(P + low) / Mb`` lies in ``[2**P, 2**(P+1))``.
+    ``q`` is a positive normal float within four ulps of ``Q`` times the power of two
+    whose biased exponent field is ``field`` (any division's result, correctly rounded
+    or not). ``Mq`` is the integer nearest to ``Q`` (in ``[2**P, 2**(P+1)]``; a tie is
+    impossible: a quotient of two ``P+1``-bit integers is never a midpoint), and
+    ``D = Ma * 2**(P + low) - Mq * Mb`` its exact residual as a signed integer
+    (``|D| < Mb / 2``), from the low bits of integer products. Four fixed correction
+    steps, selects only: no data-dependent control flow.
+    """
+    U, S, P = lay.uint, lay.sint, lay.man
+    implicit = U(1 << P)
+    low = Ma < Mb
+    uq = lax.bitcast_convert_type(q, U) & U((1 << (lay.width - 1)) - 1)
+    Mq = (uq & (implicit - U(1))) | implicit
+    off = (uq >> U(P)).astype(S) - field.astype(S)  # -1, 0 or 1: q fell into a neighbouring binade
+    Mq = jnp.where(off > 0, Mq << U(1), jnp.where(off < 0, Mq >> U(1), Mq))
+    shift = (low.astype(U) + U(P))
+    D = lax.bitcast_convert_type((Ma << shift) - Mq * Mb, S)  # exact: wraps, |D| < 8 Mb
+    half = lax.bitcast_convert_type(Mb, S)
+    for _ in range(4):
+        up = D + D > half
+        down = D + D < -half
+        Mq = Mq + up.astype(U) - down.astype(U)
+        D = D - jnp.where(up, half, 0) + jnp.where(down, half, 0)
+    return Mq, D, low
+
+
+# XLA on CPU divides floats as IEEE 754 says (correctly rounded: LLVM's fdiv, no fast
+# math); :func:`quotient_nearest` then uses the plain quotient there. Tests set this to
+# False to run the integer correction on CPU under a deliberately faithful divider.
+CPU_DIVISION_IS_IEEE = True
+
+
+def quotient_nearest(x, d):
+    """``x / d`` correctly rounded (nearest even) for normal ``x`` and positive normal
+    ``d`` whose quotient is normal; zeros, inf and NaN of ``x`` pass through.
+
+    The same bits on every backend. On CPU the float unit's IEEE quotient; elsewhere
+    (XLA on GPU divides within 2 ulps, not correctly rounded) that quotient corrected
+    on the integers (:func:`_nearest_quotient`): ``lax.platform_dependent`` picks the
+    branch when the computation is lowered for its device. ``d`` goes through a select
+    that depends on ``x``, so that XLA cannot turn a division by a broadcast scale into
+    a multiplication by its reciprocal (which is not correctly rounded).
+    """
+    lay = layout_of(x.dtype)
+    U = lay.uint
+    d = jnp.broadcast_to(d, x.shape)
+    guarded = jnp.where(lax.bitcast_convert_type(x, U) == U((1 << lay.width) - 1), lay.dtype.type(1), d)
+    if CPU_DIVISION_IS_IEEE:
+        return lax.platform_dependent(x, guarded, cpu=_float_div, default=_corrected_quotient)
+    return _corrected_quotient(x, guarded)
+
+
+def _corrected_quotient(x, d):
+    """:func:`quotient_nearest` from any quotient within a few ulps (:func:`_float_div`)."""
+    lay = layout_of(x.dtype)
+    U, S, P = lay.uint, lay.sint, lay.man
+    ux = lax.bitcast_convert_type(x, U)
+    ud = lax.bitcast_convert_type(d, U)
+    sign = ux & ~U((1 << (lay.width - 1)) - 1)
+    mag = ux & ~sign
+    q = _float_div(x, d)
+    implicit = U(1 << P)
+    Ma, Mb = (mag & (implicit - U(1))) | implicit, (ud & (implicit - U(1))) | implicit
+    low = Ma < Mb
+    field = (mag >> U(P)).astype(S) - (ud >> U(P)).astype(S) + S(lay.bias) - low.astype(S)
+    Mq, _, _ = _nearest_quotient(Ma, Mb, q, field, lay)
+    out = sign | ((field.astype(U) << U(P)) + Mq - implicit)  # Mq = 2**(P+1) carries into the exponent
+    passes = (mag == 0) | (mag >= inf_bits(lay))
+    return lax.bitcast_convert_type(jnp.where(passes, lax.bitcast_convert_type(q, U), out), x.dtype)
+
+
 def divide(a, b, rounding="nearest_even"):
     """``a / b`` rounded once by ``rounding``, with gradual underflow, on every backend.
 
     ``b`` must be positive and finite (a scale); ``a`` is any float (zeros, inf and NaN
-    pass through). The quotient of the significands (in (1/2, 2)) is rounded by the
-    float unit; its exact residual comes from the low bits of an integer product, and
-    :func:`compose` rounds the result once. The divisor goes through a select that
-    depends on ``a``, so that XLA cannot turn the division by a broadcast scale into a
-    multiplication by its reciprocal (which it does, and which is not correctly rounded).
+    pass through). The quotient of the significands (in (1/2, 2)) comes from the float
+    unit, which need not round it correctly (XLA on GPU does not): it is corrected with
+    its exact residual from the low bits of an integer product
+    (:func:`_nearest_quotient`), and :func:`compose` rounds the result once. The
+    divisor goes through a select that depends on ``a``, so that XLA cannot turn the
+    division by a broadcast scale into a multiplication by its reciprocal.
     """
     lay = layout_of(a.dtype)
     sa, Ma, ea = decompose(a, lay)
     _, Mb, eb = decompose(b, lay)
     ua = lax.bitcast_convert_type(a, lay.uint)
     mb = jnp.where(ua == lay.uint(-1 & ((1 << lay.width) - 1)), lay.dtype.type(1), _unit_significand(Mb, lay))
-    q = _unit_significand(Ma, lay) / mb  # in (1/2, 2): RNE
-    Mq, c = _significand_of(q, lay)
-    shift = (lay.sint(lay.man) - c).astype(lay.uint)
-    D = (Ma << shift) - Mq * Mb  # exact: |D| < Mb / 2
-    y = compose(sa, _sticky(Mq, D, lay), ea - eb - shift.astype(lay.sint) - lay.sint(2), rounding, a.dtype)
+    q = _float_div(_unit_significand(Ma, lay), mb)  # in (1/2, 2), within a few ulps
+    Mq, D, low = _nearest_quotient(Ma, Mb, q, lay.sint(lay.bias) - (Ma < Mb).astype(lay.sint), lay)
+    shift = lay.sint(lay.man) + low.astype(lay.sint)
+    y = compose(sa, _sticky(Mq, D, lay), ea - eb - shift - lay.sint(2), rounding, a.dtype)
     return jnp.where(_passes_through(a, lay), a, y)

@@ -30,6 +30,12 @@ pure state (:class:`MinMaxState`, a pytree) and :func:`minmax_update`.
 
 Methods other than ``absmax`` are meant for finite data; non-finite values are left
 out of every statistic.
+
+Backends: ``absmax`` and the affine range are reductions over the bits, the same on
+every backend. ``percentile``, ``mse``, ``kl`` and the observer are float arithmetic by
+definition (sums, means, divisions): XLA on CPU flushes their subnormal operands to
+zero, a GPU divides within 2 ulps and sums in another order, so their clip values can
+differ between backends in the last bits (docs/semantics.md, "Backends").
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import numpy as np
 from jax import lax
 
 from numfmt import packing as _packing
-from numfmt.bitlayout import check_float_input, mul_pow2
+from numfmt.bitlayout import check_float_input, mul_pow2, quotient_nearest
 
 __all__ = [
     "CodebookArray",
@@ -177,7 +177,8 @@ def _exact_means(digit_sums, counts, b: int):
         v = (rem << b) + d  # < count * 2**b <= 2**30
         quot = (quot << b) + v // cnt
         rem = v % cnt
-    return quot.astype(jnp.float32) + rem.astype(jnp.float32) / cnt.astype(jnp.float32)
+    # rem / cnt correctly rounded on every backend (XLA on GPU divides within 2 ulps).
+    return quot.astype(jnp.float32) + quotient_nearest(rem.astype(jnp.float32), cnt.astype(jnp.float32))
 
 
 @functools.partial(jax.jit, static_argnames=("k", "init", "iters"))

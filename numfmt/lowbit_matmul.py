@@ -29,6 +29,7 @@ import numpy as np
 from jax import lax
 
 from numfmt import packing as _packing
+from numfmt import scalemath as _sm
 from numfmt.bitlayout import mul_pow2
 from numfmt.formats import IntFormat
 from numfmt.logformat import LogFormat
@@ -71,9 +72,12 @@ def _work(scale_a, scale_b):
 
 
 def _finish(total, scale_a, scale_b):
-    """``(total * scale_a) * scale_b``, one rounding each: the module doc's order."""
+    """``(total * scale_a) * scale_b``, one rounding each: the module doc's order.
+
+    Each product on the bits (:func:`numfmt.scalemath.product`): a subnormal scale (an
+    XNOR-Net ``alpha`` can be one) would read as zero on XLA's CPU backend."""
     work = total.dtype
-    return (total * scale_a.astype(work)) * scale_b.astype(work)
+    return _sm.product(_sm.product(total, scale_a.astype(work)), scale_b.astype(work))
 
 
 # ---- binary x binary: XNOR and popcount ------------------------------------------------------------

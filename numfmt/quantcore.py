@@ -36,6 +36,7 @@ from numfmt.bitlayout import (
     magnitude_bits,
     multiply,
     pow2,
+    quotient_nearest,
 )
 from numfmt.checks import normalize_axes
 from numfmt.formats import FloatFormat, IntFormat
@@ -331,8 +332,8 @@ def _element_pass(xb, key, groups, *, fast, scheme, want, blocked, keep):
     elif fast:
         m, k = groups.divisor
         d = m * pow2(k, xb.dtype)  # the divisor itself (exact: normal)
-        # A select that depends on x keeps XLA from rewriting x / broadcast(d) as x * (1 / d).
-        y = xb / jnp.where(lax.bitcast_convert_type(xb, layout_of(xb.dtype).sint) == -1, 1, d)
+        # The float unit's quotient need not be correctly rounded (XLA on GPU): corrected on the integers.
+        y = quotient_nearest(xb, d)
     elif len(groups.divisor) == 1:
         y = _sm.unscale_pow2(xb, groups.divisor[0], coarse=coarse)
     else:
@@ -400,7 +401,10 @@ def _products_normal(s, ts, affine, scheme):
     if smallest < info.tiny:
         return False
     if ts is None and smallest * floor >= info.tiny:
-        return True
+        # Scales numfmt chooses are at least ``floor``; a QArray's may not be (an XNOR-Net
+        # alpha can be subnormal): those take the bits. Zero, inf and NaN are IEEE's.
+        mag = magnitude_bits(s)
+        return jnp.all((mag == 0) | (mag >= magnitude_bits(jnp.asarray(floor, s.dtype))))
     half = jnp.asarray(smallest / 2, s.dtype)
     ok = s * half >= info.tiny
     if ts is not None:

@@ -30,7 +30,8 @@ from jax import lax
 from numfmt import bitlayout as _bits
 from numfmt.bitlayout import layout_of
 
-__all__ = ["is_coarse", "once_per_group", "rescale", "rescale_pow2", "scale_parts", "unscale", "unscale_pow2"]
+__all__ = ["is_coarse", "once_per_group", "product", "quotient", "rescale", "rescale_pow2", "scale_parts", "unscale",
+           "unscale_pow2"]
 
 
 def is_coarse(min_step: float, dtype) -> bool:
@@ -118,10 +119,9 @@ def unscale(x, m, k, *, coarse: bool):
         scale = _bits.mul_pow2(jnp.asarray(m, x.dtype), k)  # exact: the scale itself
         return _bits.divide(x, jnp.broadcast_to(scale, x.shape))
     xs, K = _prescaled(x, lay)
-    # x / m stays normal (x is prescaled), 2**-k is applied on the bits. A select that
-    # depends on x keeps XLA from rewriting x / broadcast(m) as x * (1 / m).
-    guard = lax.bitcast_convert_type(xs, lay.uint) == lay.uint((1 << lay.width) - 1)
-    q = xs / jnp.where(guard, lay.dtype.type(1), m)
+    # x / m stays normal (x is prescaled) and is correctly rounded on every backend
+    # (:func:`numfmt.bitlayout.quotient_nearest`); 2**-k is applied on the bits.
+    q = _bits.quotient_nearest(xs, m)
     return _settle(q, x, K + k.astype(lay.sint), lay, to_max=True)
 
 
@@ -181,5 +181,58 @@ def rescale(v, scale, *, min_abs: float, scale_floor: float):
 
     if min_abs < tiny:  # the element values themselves can be subnormal
         return exact(v, scale)
-    ok = jnp.all((scale >= lay.dtype.type(tiny / min_abs)) | jnp.isnan(scale))
+    # Compared on the bits, and at least the smallest normal: for min_abs > 1 the bound
+    # tiny / min_abs is itself subnormal, which a CPU compare would read as 0.
+    floor = lay.dtype.type(max(tiny / min_abs, tiny))
+    ok = jnp.all((_bits.magnitude_bits(scale, lay) >= _bits.magnitude_bits(floor, lay)) | jnp.isnan(scale))
     return lax.cond(ok, lambda v, s: v * s, exact, v, scale)
+
+
+def _stand_in(v, lay):
+    """``v`` with its subnormals replaced by ``+-1``: a product or quotient with a zero,
+    inf or NaN operand is the same for both, and ``+-1`` is not flushed on any backend."""
+    mag = _bits.magnitude_bits(v, lay)
+    one = lax.bitcast_convert_type(jnp.asarray(1, v.dtype), lay.uint)
+    sign = lax.bitcast_convert_type(v, lay.uint) & ~lay.uint((1 << (lay.width - 1)) - 1)
+    sub = (mag != 0) & (mag < lay.uint(1 << lay.man))
+    return jnp.where(sub, lax.bitcast_convert_type(sign | one, v.dtype), v)
+
+
+def _general(op, v, s):
+    """``op`` (:func:`numfmt.bitlayout.multiply` or ``divide``) for any floats ``v``, ``s``:
+    IEEE's special cases on stand-ins, finite non-zero operands on the bits."""
+    v = jnp.asarray(v)
+    lay = layout_of(v.dtype)
+    s = jnp.broadcast_to(jnp.asarray(s, v.dtype), jnp.broadcast_shapes(v.shape, jnp.shape(s)))
+    v = jnp.broadcast_to(v, s.shape)
+    U = lay.uint
+    top = _bits.inf_bits(lay)
+    ms, mv = _bits.magnitude_bits(s, lay), _bits.magnitude_bits(v, lay)
+    plain = (ms == 0) | (ms >= top) | (mv == 0) | (mv >= top)
+    sign_mask = ~U((1 << (lay.width - 1)) - 1)
+    s_neg = lax.bitcast_convert_type(s, U) & sign_mask
+    flipped = lax.bitcast_convert_type(lax.bitcast_convert_type(v, U) ^ s_neg, v.dtype)  # the sign of s, moved onto v
+    s_abs = lax.bitcast_convert_type(jnp.where(plain, one_bits(lay), ms), v.dtype)
+    exact = op(flipped, s_abs)
+    special = (_stand_in(v, lay) * _stand_in(s, lay)) if op is _bits.multiply else (_stand_in(v, lay) / _stand_in(s, lay))
+    return jnp.where(plain, special, exact)
+
+
+def one_bits(lay):
+    """The bits of 1.0 in ``lay``'s type."""
+    return lay.uint(lay.bias << lay.man)
+
+
+def product(v, s):
+    """``v * s`` correctly rounded (nearest even) with gradual underflow for any floats,
+    the same bits on every backend (IEEE 754 §6.1/§7.2 special cases: ``0 * inf`` is
+    NaN). On the bits (:func:`numfmt.bitlayout.multiply`): for small arrays (a
+    matmul's output times its scales), not for element loops (:func:`rescale`)."""
+    return _general(_bits.multiply, v, s)
+
+
+def quotient(x, s):
+    """``x / s`` correctly rounded (nearest even) with gradual underflow for any floats,
+    the same bits on every backend (IEEE 754 special cases: ``x / 0`` is a signed inf,
+    ``0 / 0`` NaN). On the bits (:func:`numfmt.bitlayout.divide`)."""
+    return _general(_bits.divide, x, s)

@@ -1,0 +1,69 @@
+"""The same bits on CPU and GPU: numfmt's scaled paths run on both in one process (skipped without a GPU).
+
+Runs where jax sees a GPU besides its CPU. Each case computes the same function on the
+CPU device and on the GPU device and requires identical bits for every output (codes,
+scales, dequantized values). The data reach float32's subnormals and put the scales
+where the GPU's division (``div.full.f32``, within 2 ulps) and the CPU's flush to zero
+used to give other results (issue 14). Takes about a minute on an H100.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import numfmt as nf
+
+try:
+    GPU = jax.devices("gpu")[0]
+except RuntimeError:  # pragma: no cover - CPU-only machines
+    pytest.skip("no GPU visible to jax", allow_module_level=True)
+CPU = jax.devices("cpu")[0]
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((512, 1024)) * np.exp2(rng.integers(-130, 10, (512, 1)))).astype(np.float32)
+    x[::97, ::13] = np.exp2(rng.integers(-149, -126, x[::97, ::13].shape)).astype(np.float32)
+    return x
+
+
+def _bits(a):
+    a = np.asarray(a)
+    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+def _leaves(out):
+    if hasattr(out, "dequantize"):
+        return [out.codes, out.scale, out.dequantize()]
+    return [out]
+
+
+CASES = {
+    "quantize_scaled int8 per-channel": lambda x: nf.quantize_scaled(x, "int8", axis=1),
+    "quantize_scaled e4m3 per-tensor": lambda x: nf.quantize_scaled(x, "e4m3"),
+    "quantize_scaled int4 block 64": lambda x: nf.quantize_scaled(x, "int4", axis=1, block_size=64),
+    "quantize_scaled uint8 affine": lambda x: nf.quantize_scaled(x, "uint8", symmetric=False),
+    "quantize_scaled e4m3 bf16 scales": lambda x: nf.quantize_scaled(x, "e4m3", axis=1, scale_fmt="bf16"),
+    "mx_quantize e4m3": lambda x: nf.mx_quantize(x, "e4m3"),
+    "mx_quantize e2m1": lambda x: nf.mx_quantize(x, "e2m1"),
+    "nvfp4_quantize": lambda x: nf.nvfp4_quantize(x),
+    "fake_quant e4m3": lambda x: nf.fake_quant(x, "e4m3"),
+    "fake_quant int8 scale=3": lambda x: nf.fake_quant(x, "int8", scale=3.0),
+    "binarize per-channel": lambda x: nf.binarize(x, axis=1),
+    "ternarize": lambda x: nf.ternarize(x),
+    "kmeans 3 bits": lambda x: nf.kmeans_quantize(x[:64], 3).dequantize(),
+    "quantize_affine": lambda x: nf.intgemm.quantize_affine(x, 0.037, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_cpu_and_gpu_give_the_same_bits(name):
+    x = _data()
+    res = {}
+    for dev in (CPU, GPU):
+        with jax.default_device(dev):
+            res[dev.platform] = [np.asarray(v) for v in _leaves(CASES[name](jax.device_put(x, dev)))]
+    diffs = [int(np.sum(_bits(c) != _bits(g))) for c, g in zip(res["cpu"], res[GPU.platform])]
+    assert not any(diffs), f"{name}: differing elements per output {diffs}"
