@@ -45,13 +45,9 @@ from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt.formats import FloatFormat, IntFormat
 
-__all__ = ["E8M13", "ORDERS", "Accumulator", "accumulate", "round_add"]
+__all__ = ["ORDERS", "Accumulator", "accumulate", "round_add"]
 
 ORDERS = ("sequential", "pairwise")
-
-# The ~14-bit accumulator that DeepSeek-V3 measured on H800 FP8 tensor cores: an
-# FP32-range float (8 exponent bits) with 13 stored mantissa bits (14 significant bits).
-E8M13 = FloatFormat("e8m13", 8, 13)
 
 _HI = lax.Precision.HIGHEST
 
@@ -80,7 +76,7 @@ class Accumulator:
 
     Args:
       fmt: format of the running sum: a signed ``FloatFormat`` within float32's range
-        with at most 21 mantissa bits, or FP32 itself (e.g. ``E8M13``, BF16, FP16,
+        with at most 21 mantissa bits, or FP32 itself (e.g. ``numfmt.E8M13``, BF16, FP16,
         FP32), or a signed ``IntFormat`` (e.g. INT32, INT16; additions saturate).
       dot_width: how many products the hardware sums exactly before each addition to
         the running sum. ``None`` means the native matmul (the fast path) for an FP32
