@@ -27,7 +27,6 @@ profiles and the measurements.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from typing import NamedTuple
