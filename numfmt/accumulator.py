@@ -29,7 +29,11 @@ rounds that into the accumulator format; round-to-odd at two or more extra bits
 followed by any rounding gives the correctly rounded result (Boldo & Melquiond,
 "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to
 odd", IEEE TC 2008). Stochastic rounding gets its probability from the float32
-round-to-odd value (exact to ``2**-(23 - man_bits)``).
+round-to-odd value (exact to ``2**-(23 - man_bits)``) and its random bits from
+:func:`numfmt.rounding.hash_bits` through the codec, ``rbits`` of them.
+
+This is the emulation for accumulators a user configures; the hardware's own
+accumulation (H100 tensor cores, fitted to recorded output) is :mod:`numfmt.tensorcore`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from jax import lax
 from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
+from numfmt.checks import check_int
 from numfmt.formats import FloatFormat, IntFormat
 
 __all__ = ["ORDERS", "Accumulator", "accumulate", "round_add"]
@@ -89,6 +94,13 @@ class Accumulator:
         or ``"pairwise"`` (a balanced tree over the chunk sums).
       rounding: the rounding of each addition, one of ``numfmt.ROUNDING_MODES``
         (``"stochastic"`` needs ``key=`` at the call).
+      rbits: for ``"stochastic"``: how many random bits decide each rounding, as the
+        codec's ``rbits`` (1 to 23; None: the codec's default for a narrower format,
+        23 for FP32). The bits come from :func:`numfmt.rounding.hash_bits`, the one
+        source of random bits.
+
+    This is the emulated accumulator a user configures (a BF16 or stochastic running
+    sum, say); the hardware's accumulation is :class:`numfmt.tensorcore.TensorCoreModel`.
     """
 
     fmt: object = _formats.FP32
@@ -96,6 +108,7 @@ class Accumulator:
     promotion_interval: int | None = dataclasses.field(default=None, kw_only=True)
     order: str = dataclasses.field(default="sequential", kw_only=True)
     rounding: str = dataclasses.field(default="nearest_even", kw_only=True)
+    rbits: int | None = dataclasses.field(default=None, kw_only=True)
 
     def __post_init__(self):
         fmt = _formats.get(self.fmt)
@@ -114,6 +127,10 @@ class Accumulator:
         object.__setattr__(self, "fmt", fmt)
         rounding = _rounding.check_rounding(self.rounding)
         object.__setattr__(self, "rounding", rounding)
+        if self.rbits is not None:
+            check_int(self.rbits, "rbits", 1, 23)
+            if rounding != "stochastic":
+                raise ValueError(f"rbits is for rounding='stochastic', got rounding={rounding!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         dot_width = _check_positive("dot_width", self.dot_width)
@@ -158,7 +175,7 @@ def _truncated(hi, lo):
     return bits, lo != 0
 
 
-def _fp32_round(hi, lo, rounding, key):
+def _fp32_round(hi, lo, rounding, key, rbits=None):
     """``hi + lo`` rounded to float32 by ``rounding`` (``hi = fl(hi + lo)`` to nearest even)."""
     if rounding == "nearest_even":
         return hi
@@ -181,8 +198,12 @@ def _fp32_round(hi, lo, rounding, key):
         away = jnp.nextafter(trunc, jnp.where(jnp.signbit(hi), jnp.float32(-jnp.inf), jnp.float32(jnp.inf)))
         ulp = jnp.abs(away - trunc)
         dist = jnp.where(trunc == hi, jnp.abs(lo), ulp - jnp.abs(lo))
-        u = jax.random.uniform(key, hi.shape, jnp.float32)
-        out = jnp.where(inexact & (u * ulp < dist), away, trunc)
+        # As the codec's "truncate" variant: r random bits R, away iff R + floor(f 2**r)
+        # >= 2**r with f = dist / ulp (exact: ulp is a power of two).
+        r = 23 if rbits is None else rbits
+        frac = jnp.floor(dist / ulp * jnp.float32(2.0**r))
+        rand = (_rounding.hash_bits(key, hi.shape) >> (32 - r)).astype(jnp.float32)
+        out = jnp.where(inexact & (rand + frac >= jnp.float32(2.0**r)), away, trunc)
     return jnp.where(finite, out, hi)
 
 
@@ -196,12 +217,12 @@ def round_add(s, c, acc: Accumulator, key=None):
         return jnp.clip(r, fmt.min, fmt.max)
     hi, lo = _two_sum(s, c)
     if _is_fp32(fmt):
-        return _fp32_round(hi, lo, acc.rounding, key)
+        return _fp32_round(hi, lo, acc.rounding, key, acc.rbits)
     bits, inexact = _truncated(hi, lo)
     odd = lax.bitcast_convert_type(bits | inexact.astype(jnp.uint32), jnp.float32)
     odd = jnp.where(jnp.isfinite(hi), odd, hi)
     if acc.rounding == "stochastic":
-        return _codec.quantize(odd, fmt, "stochastic", key=key)
+        return _codec.quantize(odd, fmt, "stochastic", key=key, rbits=acc.rbits)
     return _codec.quantize(odd, fmt, acc.rounding)
 
 

@@ -478,3 +478,22 @@ def test_backward_pads_free_dimensions_that_blocks_do_not_divide():
                                scale_fmt=nf.E8M0).dequantize()[:, :10]
     np.testing.assert_allclose(ga, jnp.broadcast_to(jnp.sum(q, axis=1), (3, 64)), rtol=1e-5, atol=1e-5)
     assert gb.shape == (64, 10) and np.all(np.isfinite(gb))
+
+
+def test_stochastic_accumulator_takes_hash_bits_and_honours_rbits():
+    a, b = RNG.random((4, 256), dtype=np.float32), RNG.random((256, 4), dtype=np.float32)
+    exact = a.astype(np.float64) @ b
+    cfg = MatmulConfig(nf.FP32, nf.FP32, Accumulator(nf.BF16, dot_width=1, rounding="stochastic"))
+    few = dataclasses.replace(cfg, accumulator=Accumulator(nf.BF16, dot_width=1, rounding="stochastic", rbits=2))
+    k = jax.random.key(3)
+    np.testing.assert_array_equal(qmatmul(a, b, cfg, key=k), qmatmul(a, b, cfg, key=k))  # same key, same bits
+    assert not np.array_equal(qmatmul(a, b, cfg, key=k), qmatmul(a, b, few, key=k))
+    # Unbiased with full bits; with 2 bits ("truncate", as the codec) each rounding loses
+    # 2**-3 ulp on average: the sum drifts low.
+    full = np.mean([np.asarray(qmatmul(a, b, cfg, key=jax.random.key(i))) for i in range(16)], axis=0)
+    low = np.mean([np.asarray(qmatmul(a, b, few, key=jax.random.key(i))) for i in range(16)], axis=0)
+    assert abs(np.mean(full / exact - 1)) < 2e-3 and np.mean(low / exact - 1) < -5e-3
+    with pytest.raises(ValueError, match="rbits"):
+        Accumulator(nf.BF16, rbits=2)  # rbits without stochastic rounding
+    with pytest.raises(ValueError, match="rbits"):
+        Accumulator(nf.BF16, rounding="stochastic", rbits=0)
