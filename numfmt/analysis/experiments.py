@@ -22,13 +22,14 @@ from numfmt.rounding import ROUNDING_MODES
 from numfmt.tensorcore import E8M13
 
 __all__ = [
-    "HARDWARE_PROFILES",
     "ALL_ROUNDINGS",
     "DEFAULT_FORMATS",
+    "HARDWARE_PROFILES",
     "QUICK_FORMATS",
     "QUICK_ROUNDINGS",
     "Plan",
     "datasets",
+    "hardware_vs_k",
     "plan",
     "scaled_by_tensor",
     "section_matmul",
