@@ -49,6 +49,7 @@ from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt.checks import check_int
 from numfmt.formats import FloatFormat, IntFormat
+from numfmt.tensorcore_kernel import scan_unroll
 
 __all__ = ["ORDERS", "Accumulator", "accumulate", "round_add"]
 
@@ -299,7 +300,7 @@ def accumulate(a, b, acc: Accumulator, *, chunk_scale=None, interval_scale=None,
                         c = _scaled(c, *sj)
                     return round_add(s, c, acc, step_key(i, j)), None
 
-                s, _ = lax.scan(body, zero, (jnp.arange(r), prods, si))
+                s, _ = lax.scan(body, zero, (jnp.arange(r), prods, si), unroll=scan_unroll(w))
                 return s
 
             def body(s, xs):
@@ -309,7 +310,7 @@ def accumulate(a, b, acc: Accumulator, *, chunk_scale=None, interval_scale=None,
                     c = _scaled(c, *sj)
                 return round_add(s, c, acc, step_key(i, j)), None
 
-            s, _ = lax.scan(body, zero, (jnp.arange(r), ai, bi, si))
+            s, _ = lax.scan(body, zero, (jnp.arange(r), ai, bi, si), unroll=scan_unroll(w))
             return s
         # pairwise: every chunk sum of the interval, then a balanced tree of rounded adds
         c = jax.vmap(lambda x, y: _chunk_dot(x, y, is_int))(ai, bi)

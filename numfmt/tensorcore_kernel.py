@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -302,6 +303,24 @@ def _blocks(x, n: int, rows_last: bool):
 
 NEVER = 1 << 30  # a promotion interval that never comes
 
+#: Elements per loop iteration on an accelerator (issue 15, item 3).
+UNROLL_ELEMENTS = 64
+
+
+def scan_unroll(width: int, backend: str | None = None) -> int:
+    """Steps of ``width`` elements per iteration of the loop over K, by backend (trace time).
+
+    CPU: 1 (XLA's CPU backend compiled one block per step several times faster than
+    unrolled steps). GPU / TPU: enough steps for ``UNROLL_ELEMENTS`` elements, so that a
+    long contraction with narrow steps (FP32's one product, TF32's 8) is not thousands of
+    while-loop iterations, each a kernel launch and a device-to-host check of the loop
+    condition. Unrolling runs the same operations in the same order: the same bits
+    (tests/test_matmul_tensorcore.py checks it on CPU by forcing it).
+    """
+    if (backend or jax.default_backend()) == "cpu":
+        return 1
+    return max(1, UNROLL_ELEMENTS // width)
+
 
 def _scan(model, block, xs, valid, shape, interval, scales=None):
     """The running sum over the blocks of ``xs`` (one block per step), promoted every ``interval``.
@@ -331,7 +350,7 @@ def _scan(model, block, xs, valid, shape, interval, scales=None):
         return (c, total, jnp.where(promote, 0, since)), None
 
     zeros = jnp.zeros(shape, _F32)
-    (c, total, _), _ = lax.scan(step, (zeros, zeros, jnp.int32(0)), (xs, valid, scales))
+    (c, total, _), _ = lax.scan(step, (zeros, zeros, jnp.int32(0)), (xs, valid, scales), unroll=scan_unroll(n))
     return total + c  # (total is +0 when nothing was promoted: c exactly)
 
 

@@ -144,3 +144,33 @@ def test_bad_tensorcore_configs():
                           interval_scales=(np.ones((2, 1), np.float32), np.ones((2, 1), np.float32)))
     with pytest.raises(ValueError, match="known profiles"):
         nf.matmul_profile("h100_fp8_no_promotion")
+
+
+def test_unrolled_loops_give_the_same_bits(monkeypatch):
+    """On a GPU the loops over K take several steps per iteration (scan_unroll); forced
+    here on the CPU, the results must not change by a bit."""
+    from numfmt import accumulator, tensorcore_kernel
+
+    a = np.asarray(nf.quantize(RNG.random((4, 256), dtype=np.float32), nf.E4M3))
+    b = np.asarray(nf.quantize(RNG.random((256, 3), dtype=np.float32), nf.E4M3))
+    emulated = nf.MatmulConfig(nf.E4M3, nf.E4M3, nf.Accumulator(nf.BF16, dot_width=4, promotion_interval=64))
+    configs = ["h100_fp8_fast_accum", "h100_fp32", "deepseek_v3_fp8", emulated]
+
+    calls = []
+    original = tensorcore_kernel.scan_unroll
+
+    def forced(width, backend=None):
+        calls.append(width)
+        return original(width, "gpu")
+
+    def run():
+        jax.clear_caches()  # traced again, so that the patched unroll is used
+        return [np.asarray(nf.qmatmul(a, b, c)) for c in configs]
+
+    plain = run()
+    assert original(1, "gpu") == 64 and original(32, "cuda") == 2 and original(8, "cpu") == 1
+    monkeypatch.setattr(tensorcore_kernel, "scan_unroll", forced)
+    monkeypatch.setattr(accumulator, "scan_unroll", lambda width, backend=None: forced(width) and 4)
+    for x, y in zip(plain, run()):
+        np.testing.assert_array_equal(x, y)
+    assert {1, 4, 32} <= set(calls)  # FP32's one product, the emulated chunks of 4, FP8's blocks of 32
