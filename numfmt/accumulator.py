@@ -51,9 +51,10 @@ from numfmt.checks import check_int
 from numfmt.formats import FloatFormat, IntFormat
 from numfmt.tensorcore_kernel import scan_unroll
 
-__all__ = ["ORDERS", "Accumulator", "accumulate", "round_add"]
+__all__ = ["NATIVE_DOTS", "ORDERS", "Accumulator", "accumulate", "round_add"]
 
 ORDERS = ("sequential", "pairwise")
+NATIVE_DOTS = ("auto", "highest")
 
 _HI = lax.Precision.HIGHEST
 
@@ -100,6 +101,17 @@ class Accumulator:
         23 for FP32). The bits come from :func:`numfmt.rounding.hash_bits`, the one
         source of random bits.
 
+      native_dot: for the native FP32 matmul (``dot_width=None``): ``"auto"`` (default)
+        or ``"highest"``. ``"auto"``: on a GPU, when both operands enter the product with
+        values exact in bfloat16 (FP8 / FP6 / FP4 / INT<=8 elements, times power-of-two
+        block scales or NVFP4's E4M3 block scales; per-tensor and per-channel scales and
+        NVFP4's tensor scale are applied after the product), the product runs on bf16
+        operands with a float32 result, i.e. on the tensor cores, whose accumulation is
+        the hardware's (``numfmt.tensorcore.H100_BF16`` models the H100's), not the
+        idealized float32 sum; elsewhere as ``"highest"``. ``"highest"``: the
+        dequantized operands in one float32 matmul at ``precision=HIGHEST`` on every
+        backend. docs/matmul.md gives the rule.
+
     This is the emulated accumulator a user configures (a BF16 or stochastic running
     sum, say); the hardware's accumulation is :class:`numfmt.tensorcore.TensorCoreModel`.
     """
@@ -110,6 +122,7 @@ class Accumulator:
     order: str = dataclasses.field(default="sequential", kw_only=True)
     rounding: str = dataclasses.field(default="nearest_even", kw_only=True)
     rbits: int | None = dataclasses.field(default=None, kw_only=True)
+    native_dot: str = dataclasses.field(default="auto", kw_only=True)
 
     def __post_init__(self):
         fmt = _formats.get(self.fmt)
@@ -132,6 +145,8 @@ class Accumulator:
             check_int(self.rbits, "rbits", 1, 23)
             if rounding != "stochastic":
                 raise ValueError(f"rbits is for rounding='stochastic', got rounding={rounding!r}")
+        if self.native_dot not in NATIVE_DOTS:
+            raise ValueError(f"native_dot must be one of {NATIVE_DOTS}, got {self.native_dot!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         dot_width = _check_positive("dot_width", self.dot_width)

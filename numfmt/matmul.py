@@ -37,12 +37,14 @@ import numpy as np
 from jax import lax
 
 from numfmt import codec as _codec
+from numfmt import formats as _formats
 from numfmt.accumulator import Accumulator, accumulate
 from numfmt.bitlayout import check_float_input
-from numfmt.formats import IntFormat
+from numfmt.formats import FloatFormat, IntFormat
 from numfmt.matmul_config import MatmulConfig, OperandSpec, tensorcore_for
 from numfmt.matmul_profiles import matmul_profile
 from numfmt.quantcore import quantize_with
+from numfmt.scheme import is_pow2_format
 from numfmt.tensorcore import TensorCoreModel, tensorcore_dot, tensorcore_epilogue
 
 # MatmulConfig and OperandSpec (numfmt.matmul_config) are imported here for the
@@ -160,6 +162,57 @@ def _tensorcore(lo: _Operand, ro: _Operand, lspec, rspec, model: TensorCoreModel
     return tensorcore_epilogue(y, scale_a=lo.escale, scale_b=ro.escale)
 
 
+def _post_scale(y, sa, sb):
+    """Scales constant along K applied to the product: per tensor (a scalar) or per row / column."""
+    if sa is not None:
+        y = y * (sa[..., :, None] if jnp.ndim(sa) else sa)
+    if sb is not None:
+        y = y * (sb[..., None, :] if jnp.ndim(sb) else sb)
+    return y
+
+
+# ---- the GPU fast path: bf16 tensor cores where they change no operand (issue 15) -------------
+
+
+def _on_gpu() -> bool:
+    """Whether this trace compiles for a GPU (``jax.default_backend()``, read at trace time)."""
+    return jax.default_backend() in ("gpu", "cuda", "rocm")
+
+
+def bf16_exact(spec: OperandSpec) -> bool:
+    """Whether every value ``spec``'s operand enters a bf16 product with is a bfloat16 value.
+
+    The values are the elements (``granularity`` none, tensor, channel: scales constant
+    along K are applied after the product), times the block scale for ``"block"``. True
+    when the element format fits bfloat16 (FP8, FP6, FP4, INT<=8, BF16:
+    :func:`numfmt.formats.fits`) and a block scale is a power of two (MX's E8M0) or has so
+    few significant bits that scale times element does (NVFP4's E4M3 scales on E2M1:
+    4 + 2 <= 8 bits). Not for zero points, codebooks, FP32 operands or FP32 block scales.
+    (Products that fall below bfloat16's normal range, ``2**-126``, are the one exception:
+    a block scale of ``2**-127`` on a small element can land below bfloat16's subnormals.)
+    """
+    fmt = spec.fmt
+    if not spec.symmetric or not _formats.fits(fmt, jnp.bfloat16):
+        return False
+    if spec.granularity != "block":
+        return True
+    if is_pow2_format(spec.scale_fmt):
+        return True
+    return (isinstance(fmt, FloatFormat) and isinstance(spec.scale_fmt, FloatFormat)
+            and (fmt.man_bits + 1) + (spec.scale_fmt.man_bits + 1) <= 8)
+
+
+def _bf16_operand(o: _Operand, spec: OperandSpec):
+    """The values entering the bf16 product (float32, exact in bf16 when ``bf16_exact``) and
+    the scale applied after it (None, a scalar or one per row)."""
+    if spec.granularity == "none":
+        return o.deq, None
+    v = o.elem.astype(jnp.float32)
+    if spec.granularity == "block":
+        v = v * jnp.repeat(o.kscale.astype(jnp.float32), spec.block_size, axis=-1)
+    return v, o.escale
+
+
 def _fold(key, i):
     return None if key is None else jax.random.fold_in(key, i)
 
@@ -204,6 +257,12 @@ def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None
     dims = (((2,), (2,)), ((0,), (0,)))
     if isinstance(acc, TensorCoreModel):
         y = _tensorcore(lo, ro, lspec, rspec, acc)
+    elif acc.native and not acc.is_int and acc.native_dot == "auto" and _on_gpu() and bf16_exact(lspec) \
+            and bf16_exact(rspec):
+        (va, sa), (vb, sb) = _bf16_operand(lo, lspec), _bf16_operand(ro, rspec)
+        y = lax.dot_general(va.astype(jnp.bfloat16), vb.astype(jnp.bfloat16), dims,
+                            preferred_element_type=jnp.float32)
+        y = _post_scale(y, sa, sb)
     elif acc.native and not acc.is_int:
         y = lax.dot_general(lo.deq, ro.deq, dims, precision=_HI, preferred_element_type=jnp.float32)
     else:
@@ -215,10 +274,7 @@ def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None
             y = lax.dot_general(lo.elem, ro.elem, dims, preferred_element_type=jnp.int32).astype(jnp.float32)
         else:
             y = _emulated(lo, ro, lspec, rspec, acc, _fold(key, 2))
-        if lo.escale is not None:
-            y = y * (lo.escale[..., :, None] if jnp.ndim(lo.escale) else lo.escale)
-        if ro.escale is not None:
-            y = y * (ro.escale[..., None, :] if jnp.ndim(ro.escale) else ro.escale)
+        y = _post_scale(y, lo.escale, ro.escale)
     if output is not None:
         y = _codec.quantize(y, output, "nearest_even")
     return y
