@@ -47,7 +47,7 @@ def test_profiles_reproduce_recorded_h100_output(case, output, profile, replace)
     np.testing.assert_array_equal(y, np.asarray(tc.tensorcore_matmul(a, b, cfg.accumulator)))
 
 
-def test_bf16_output_and_per_tensor_scales_follow_the_fitted_epilogue():
+def test_bf16_output_and_scales_follow_the_fitted_epilogue():
     # The recorded epilogue case: E4M3 operands, scales (scale_a, scale_b), BF16 output.
     a, b = cases.operands("epilogue/K256")
     sa, sb = (float(v) for v in cases.array("epilogue/K256/scales")[2])
@@ -55,10 +55,13 @@ def test_bf16_output_and_per_tensor_scales_follow_the_fitted_epilogue():
     want = np.asarray(tc.tensorcore_epilogue(acc, scale_a=sa, scale_b=sb, out_fmt=nf.BF16))
     hw = cases.array("epilogue/K256/s2_fp8_slow_bf16out")
     np.testing.assert_array_equal(want.view(np.uint32), hw.view(np.uint32))
-    # qmatmul with per-tensor scales on the same element values: the same epilogue.
+    # qmatmul's BF16 output of an unscaled product: the same second rounding.
     cfg = dataclasses.replace(nf.matmul_profile("h100_fp8"), output=nf.BF16)
-    y = np.asarray(nf.qmatmul(a * np.float32(0.0), b.T, cfg))  # (zeros: a smoke check of the output path)
-    assert np.all(y == 0)
+    got = np.asarray(nf.qmatmul(a, b.T, cfg))
+    np.testing.assert_array_equal(got, np.asarray(tc.tensorcore_epilogue(acc, out_fmt=nf.BF16)))
+    assert tuple(cases.array("epilogue/K256/scales")[0]) == (1.0, 1.0)  # the recorded pair 0: no scaling
+    hw = cases.array("epilogue/K256/s0_fp8_slow_bf16out")
+    np.testing.assert_array_equal(got.view(np.uint32), hw.view(np.uint32))
 
 
 def test_channel_scales_are_the_epilogue_of_the_element_product():
