@@ -19,15 +19,22 @@ Rows:
   and True; left out, with a note, elsewhere;
 * ``qmatmul`` of the two float32 operands, quantization included: E4M3 per-tensor
   scales with an FP32 accumulator (the fast path), and the ``mxfp8`` profile;
-* ``qmatmul`` with the emulated ``h100_fp8`` profile (E4M3 in blocks of 128, E8M13
-  accumulator, dot_width 32, promotion every 128) at the emulated size;
+* ``qmatmul`` with an emulated accumulator (E4M3 in blocks of 128, an E8M13
+  ``Accumulator``, dot_width 32, promotion every 128: the guessed ``h100_fp8`` of
+  earlier runs) at the emulated size;
+* ``qmatmul`` with the hardware profiles (``h100_fp8_fast_accum``, ``h100_fp8``,
+  ``h100_bf16``, ``h100_fp16``, ``h100_tf32``, ``h100_fp32``, ``deepseek_v3_fp8``: the
+  bit-exact tensor-core models of ``numfmt.tensorcore``) at the hardware size
+  (``--hardware-size``: 512 on a CPU, 4096 on a GPU), with their own float32 HIGHEST
+  reference of that size in the same run;
 * at the emulated size, the ``int8_tflite`` profile (quantize, exact int32 matmul,
   rescale) and ``numfmt.intgemm.int_linear`` (int8 in and out: int32 GEMM, folded zero
   points, fixed-point requantization).
 
 Targets: on a GPU (issue 15) the fast path and ``mxfp8`` at most 1.5x ``jnp.matmul``
-bfloat16, and ``h100_fp8`` at 4096^3 at most 20x float32 HIGHEST; on a CPU (the
-earlier issue) the fast path at most 1.3x float32 HIGHEST and ``h100_fp8`` at most 10x.
+bfloat16, and the FP8 hardware profiles at 4096^3 at most 20x float32 HIGHEST; on a
+CPU the fast path at most 1.3x float32 HIGHEST, the emulated accumulator at most 10x
+and the FP8 hardware profiles at 512^3 at most 100x (issue 12).
 
 Usage::
 
@@ -48,19 +55,31 @@ from timing import Case, Report, add_common_args, ms, on_gpu, reps_of, round_rob
 
 import numfmt as nf
 from numfmt import intgemm
+from numfmt.accumulator import Accumulator
 from numfmt.matmul import MatmulConfig, OperandSpec, qmatmul
 
 F32, BF16 = "jnp.matmul float32 (HIGHEST)", "jnp.matmul bfloat16 operands, float32 result"
 FAST = "qmatmul fast path: E4M3 per-tensor, FP32 accumulator"
 MXFP8 = "qmatmul mxfp8 profile"
-EMULATED = "qmatmul emulated h100_fp8 (E8M13 acc, dot_width 32, promotion 128)"
+EMULATED = "qmatmul emulated Accumulator (E8M13, dot_width 32, promotion 128, 128-blocks)"
+HARDWARE = ("h100_fp8_fast_accum", "h100_fp8", "h100_bf16", "h100_fp16", "h100_tf32", "h100_fp32", "deepseek_v3_fp8")
+FP8_HARDWARE = ("h100_fp8_fast_accum", "h100_fp8", "deepseek_v3_fp8")
+
+
+def _hw(name):
+    return f"qmatmul {name} (tensor-core model)"
 
 
 def targets():
     """``{row: (reference row, bound)}``: the issue's target for this backend."""
     if on_gpu():
-        return {FAST: (BF16, 1.5), MXFP8: (BF16, 1.5), EMULATED: (F32, 20.0)}
-    return {FAST: (F32, 1.3), EMULATED: (F32, 10.0)}
+        return {FAST: (BF16, 1.5), MXFP8: (BF16, 1.5), **{_hw(p): (F32, 20.0) for p in FP8_HARDWARE}}
+    return {FAST: (F32, 1.3), EMULATED: (F32, 10.0), **{_hw(p): (F32, 100.0) for p in FP8_HARDWARE}}
+
+
+_BLOCK128 = OperandSpec(nf.E4M3, granularity="block", block_size=128)
+EMULATED_CONFIG = MatmulConfig(_BLOCK128, _BLOCK128, Accumulator(nf.E8M13, dot_width=32, promotion_interval=128,
+                                                                  rounding="toward_zero"))
 
 
 def torch_fp8_cases(a, b):
@@ -99,7 +118,7 @@ def torch_fp8_cases(a, b):
     }
 
 
-def cases_at(n: int, native: bool, emulated: bool):
+def cases_at(n: int, native: bool, emulated: bool, hardware: bool = False):
     """The cases of one size: the two references, then the native rows and/or the emulated and integer ones."""
     k0, k1 = jax.random.split(jax.random.key(0))
     a = jax.random.normal(k0, (n, n), jnp.float32)
@@ -122,7 +141,7 @@ def cases_at(n: int, native: bool, emulated: bool):
     if emulated:
         # The emulated accumulator, and the integer products: int32 x int32 dots, which a
         # GPU's cuBLAS does not take, so they run at the smaller size there.
-        cases[EMULATED] = Case(jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8")), (a, b))
+        cases[EMULATED] = Case(jax.jit(lambda x, y: qmatmul(x, y, EMULATED_CONFIG)), (a, b))
         cases["qmatmul int8_tflite profile (int32 accumulator)"] = Case(
             jax.jit(lambda x, y: qmatmul(x, y, "int8_tflite")), (a, b))
         x_scale = float(jnp.max(jnp.abs(a))) / 127
@@ -130,6 +149,9 @@ def cases_at(n: int, native: bool, emulated: bool):
                                        out_zero_point=0)  # fmt: skip
         xq = intgemm.quantize_affine(a, x_scale, 0).astype(jnp.int8)
         cases["intgemm.int_linear (int8 in, int8 out)"] = Case(jax.jit(intgemm.int_linear), (xq, layer))
+    if hardware:
+        for name in HARDWARE:
+            cases[_hw(name)] = Case(jax.jit(lambda x, y, name=name: qmatmul(x, y, name)), (a, b))
     return cases, notes
 
 
@@ -155,18 +177,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=None, help="M = N = K of the native products (8192 GPU, 2048 CPU)")
     parser.add_argument("--emulated-size", type=int, default=None, help="of the emulated and integer products (4096 GPU, 2048 CPU)")
+    parser.add_argument("--hardware-size", type=int, default=None,
+                        help="of the hardware (tensor-core model) profiles (4096 GPU, 512 CPU); 0 leaves them out")
+    parser.add_argument("--only-hardware", action="store_true", help="time the hardware profiles alone")
     add_common_args(parser, reps=5)
     args = parser.parse_args(argv)
     n = args.size or (8192 if on_gpu() else 2048)
     n_emu = args.emulated_size or (4096 if on_gpu() else min(n, 2048))
+    n_hw = (4096 if on_gpu() else 512) if args.hardware_size is None else args.hardware_size
     reps = reps_of(args)
     report = Report("matmul", describe("torch"),
                     f"float32 operands from jax.random.normal; median of {reps} round-robin runs after 2 warm-ups")  # fmt: skip
     head = ("product", "size", "ms", "TFLOP/s", "/ f32 HIGHEST", "/ bf16", "target")
     rows, goal = [], targets()
-    groups = [(n, True, True)] if n_emu == n else [(n, True, False), (n_emu, False, True)]
-    for size, native, emulated in groups:
-        cases, notes = cases_at(size, native, emulated)
+    groups = [(n, True, True, False)] if n_emu == n else [(n, True, False, False), (n_emu, False, True, False)]
+    if args.only_hardware:
+        groups = []
+    if n_hw:
+        same = [g for g in groups if g[0] == n_hw]
+        groups = [g[:3] + (True,) if g[0] == n_hw else g for g in groups] if same else groups + [(n_hw, False, False, True)]
+    for size, native, emulated, hardware in groups:
+        cases, notes = cases_at(size, native, emulated, hardware)
         times = round_robin(cases, reps)
         report.times(f"{size}^3", times)
         rows += rows_of(size, times, goal)

@@ -19,11 +19,13 @@ from numfmt import (
     lowbit,
     lowbit_matmul,
     matmul,
+    matmul_config,
     matmul_profiles,
     mx,
     packing,
     rounding,
     scaled,
+    tensorcore,
 )
 from numfmt.accumulator import *
 from numfmt.autodiff import *
@@ -36,11 +38,13 @@ from numfmt.logformat import *
 from numfmt.lowbit import *
 from numfmt.lowbit_matmul import *
 from numfmt.matmul import *
+from numfmt.matmul_config import *
 from numfmt.matmul_profiles import *
 from numfmt.mx import *
 from numfmt.packing import *
 from numfmt.rounding import *
 from numfmt.scaled import *
+from numfmt.tensorcore import *
 
 # Each family whole, in the order of the layers (docs/api.md).
 __all__ = ["analysis"]
@@ -56,6 +60,8 @@ __all__ += codebook.__all__
 __all__ += lowbit.__all__
 __all__ += autodiff.__all__
 __all__ += accumulator.__all__
+__all__ += tensorcore.__all__
+__all__ += matmul_config.__all__
 __all__ += matmul.__all__
 __all__ += matmul_profiles.__all__
 __all__ += intgemm.__all__

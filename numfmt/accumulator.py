@@ -29,7 +29,11 @@ rounds that into the accumulator format; round-to-odd at two or more extra bits
 followed by any rounding gives the correctly rounded result (Boldo & Melquiond,
 "Emulation of FMA and correctly rounded sums: proved algorithms using rounding to
 odd", IEEE TC 2008). Stochastic rounding gets its probability from the float32
-round-to-odd value (exact to ``2**-(23 - man_bits)``).
+round-to-odd value (exact to ``2**-(23 - man_bits)``) and its random bits from
+:func:`numfmt.rounding.hash_bits` through the codec, ``rbits`` of them.
+
+This is the emulation for accumulators a user configures; the hardware's own
+accumulation (H100 tensor cores, fitted to recorded output) is :mod:`numfmt.tensorcore`.
 """
 
 from __future__ import annotations
@@ -43,15 +47,14 @@ from jax import lax
 from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import rounding as _rounding
+from numfmt.checks import check_int
 from numfmt.formats import FloatFormat, IntFormat
+from numfmt.tensorcore_kernel import scan_unroll
 
-__all__ = ["E8M13", "ORDERS", "Accumulator", "accumulate", "round_add"]
+__all__ = ["NATIVE_DOTS", "ORDERS", "Accumulator", "accumulate", "round_add"]
 
 ORDERS = ("sequential", "pairwise")
-
-# The ~14-bit accumulator that DeepSeek-V3 measured on H800 FP8 tensor cores: an
-# FP32-range float (8 exponent bits) with 13 stored mantissa bits (14 significant bits).
-E8M13 = FloatFormat("e8m13", 8, 13)
+NATIVE_DOTS = ("auto", "highest")
 
 _HI = lax.Precision.HIGHEST
 
@@ -80,7 +83,7 @@ class Accumulator:
 
     Args:
       fmt: format of the running sum: a signed ``FloatFormat`` within float32's range
-        with at most 21 mantissa bits, or FP32 itself (e.g. ``E8M13``, BF16, FP16,
+        with at most 21 mantissa bits, or FP32 itself (e.g. ``numfmt.E8M13``, BF16, FP16,
         FP32), or a signed ``IntFormat`` (e.g. INT32, INT16; additions saturate).
       dot_width: how many products the hardware sums exactly before each addition to
         the running sum. ``None`` means the native matmul (the fast path) for an FP32
@@ -93,6 +96,24 @@ class Accumulator:
         or ``"pairwise"`` (a balanced tree over the chunk sums).
       rounding: the rounding of each addition, one of ``numfmt.ROUNDING_MODES``
         (``"stochastic"`` needs ``key=`` at the call).
+      rbits: for ``"stochastic"``: how many random bits decide each rounding, as the
+        codec's ``rbits`` (1 to 23; None: the codec's default for a narrower format,
+        23 for FP32). The bits come from :func:`numfmt.rounding.hash_bits`, the one
+        source of random bits.
+
+      native_dot: for the native FP32 matmul (``dot_width=None``): ``"auto"`` (default)
+        or ``"highest"``. ``"auto"``: on a GPU, when both operands enter the product with
+        values exact in bfloat16 (FP8 / FP6 / FP4 / INT<=8 elements, times power-of-two
+        block scales or NVFP4's E4M3 block scales; per-tensor and per-channel scales and
+        NVFP4's tensor scale are applied after the product), the product runs on bf16
+        operands with a float32 result, i.e. on the tensor cores, whose accumulation is
+        the hardware's (``numfmt.tensorcore.H100_BF16`` models the H100's), not the
+        idealized float32 sum; elsewhere as ``"highest"``. ``"highest"``: the
+        dequantized operands in one float32 matmul at ``precision=HIGHEST`` on every
+        backend. docs/matmul.md gives the rule.
+
+    This is the emulated accumulator a user configures (a BF16 or stochastic running
+    sum, say); the hardware's accumulation is :class:`numfmt.tensorcore.TensorCoreModel`.
     """
 
     fmt: object = _formats.FP32
@@ -100,6 +121,8 @@ class Accumulator:
     promotion_interval: int | None = dataclasses.field(default=None, kw_only=True)
     order: str = dataclasses.field(default="sequential", kw_only=True)
     rounding: str = dataclasses.field(default="nearest_even", kw_only=True)
+    rbits: int | None = dataclasses.field(default=None, kw_only=True)
+    native_dot: str = dataclasses.field(default="auto", kw_only=True)
 
     def __post_init__(self):
         fmt = _formats.get(self.fmt)
@@ -118,6 +141,12 @@ class Accumulator:
         object.__setattr__(self, "fmt", fmt)
         rounding = _rounding.check_rounding(self.rounding)
         object.__setattr__(self, "rounding", rounding)
+        if self.rbits is not None:
+            check_int(self.rbits, "rbits", 1, 23)
+            if rounding != "stochastic":
+                raise ValueError(f"rbits is for rounding='stochastic', got rounding={rounding!r}")
+        if self.native_dot not in NATIVE_DOTS:
+            raise ValueError(f"native_dot must be one of {NATIVE_DOTS}, got {self.native_dot!r}")
         if self.order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
         dot_width = _check_positive("dot_width", self.dot_width)
@@ -162,7 +191,7 @@ def _truncated(hi, lo):
     return bits, lo != 0
 
 
-def _fp32_round(hi, lo, rounding, key):
+def _fp32_round(hi, lo, rounding, key, rbits=None):
     """``hi + lo`` rounded to float32 by ``rounding`` (``hi = fl(hi + lo)`` to nearest even)."""
     if rounding == "nearest_even":
         return hi
@@ -185,8 +214,12 @@ def _fp32_round(hi, lo, rounding, key):
         away = jnp.nextafter(trunc, jnp.where(jnp.signbit(hi), jnp.float32(-jnp.inf), jnp.float32(jnp.inf)))
         ulp = jnp.abs(away - trunc)
         dist = jnp.where(trunc == hi, jnp.abs(lo), ulp - jnp.abs(lo))
-        u = jax.random.uniform(key, hi.shape, jnp.float32)
-        out = jnp.where(inexact & (u * ulp < dist), away, trunc)
+        # As the codec's "truncate" variant: r random bits R, away iff R + floor(f 2**r)
+        # >= 2**r with f = dist / ulp (exact: ulp is a power of two).
+        r = 23 if rbits is None else rbits
+        frac = jnp.floor(dist / ulp * jnp.float32(2.0**r))
+        rand = (_rounding.hash_bits(key, hi.shape) >> (32 - r)).astype(jnp.float32)
+        out = jnp.where(inexact & (rand + frac >= jnp.float32(2.0**r)), away, trunc)
     return jnp.where(finite, out, hi)
 
 
@@ -200,12 +233,12 @@ def round_add(s, c, acc: Accumulator, key=None):
         return jnp.clip(r, fmt.min, fmt.max)
     hi, lo = _two_sum(s, c)
     if _is_fp32(fmt):
-        return _fp32_round(hi, lo, acc.rounding, key)
+        return _fp32_round(hi, lo, acc.rounding, key, acc.rbits)
     bits, inexact = _truncated(hi, lo)
     odd = lax.bitcast_convert_type(bits | inexact.astype(jnp.uint32), jnp.float32)
     odd = jnp.where(jnp.isfinite(hi), odd, hi)
     if acc.rounding == "stochastic":
-        return _codec.quantize(odd, fmt, "stochastic", key=key)
+        return _codec.quantize(odd, fmt, "stochastic", key=key, rbits=acc.rbits)
     return _codec.quantize(odd, fmt, acc.rounding)
 
 
@@ -282,7 +315,7 @@ def accumulate(a, b, acc: Accumulator, *, chunk_scale=None, interval_scale=None,
                         c = _scaled(c, *sj)
                     return round_add(s, c, acc, step_key(i, j)), None
 
-                s, _ = lax.scan(body, zero, (jnp.arange(r), prods, si))
+                s, _ = lax.scan(body, zero, (jnp.arange(r), prods, si), unroll=scan_unroll(w))
                 return s
 
             def body(s, xs):
@@ -292,7 +325,7 @@ def accumulate(a, b, acc: Accumulator, *, chunk_scale=None, interval_scale=None,
                     c = _scaled(c, *sj)
                 return round_add(s, c, acc, step_key(i, j)), None
 
-            s, _ = lax.scan(body, zero, (jnp.arange(r), ai, bi, si))
+            s, _ = lax.scan(body, zero, (jnp.arange(r), ai, bi, si), unroll=scan_unroll(w))
             return s
         # pairwise: every chunk sum of the interval, then a balanced tree of rounded adds
         c = jax.vmap(lambda x, y: _chunk_dot(x, y, is_int))(ai, bi)

@@ -27,7 +27,6 @@ profiles and the measurements.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from typing import NamedTuple
@@ -41,149 +40,18 @@ from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt.accumulator import Accumulator, accumulate
 from numfmt.bitlayout import check_float_input
-from numfmt.checks import check_bool
-from numfmt.formats import IntFormat
+from numfmt.formats import FloatFormat, IntFormat
+from numfmt.matmul_config import MatmulConfig, OperandSpec, tensorcore_for
+from numfmt.matmul_profiles import matmul_profile
 from numfmt.quantcore import quantize_with
-from numfmt.scheme import QuantScheme
+from numfmt.scheme import is_pow2_format
+from numfmt.tensorcore import TensorCoreModel, tensorcore_dot, tensorcore_epilogue
 
-__all__ = [
-    "GRANULARITIES",
-    "MatmulConfig",
-    "OperandSpec",
-    "dot_general",
-    "qmatmul",
-]
+# MatmulConfig and OperandSpec (numfmt.matmul_config) are imported here for the
+# numfmt.matmul namespace; the face exports them with their own module's family.
+__all__ = ["dot_general", "qmatmul"]
 
-GRANULARITIES = ("none", "tensor", "channel", "block")
 _HI = lax.Precision.HIGHEST
-
-
-@dataclasses.dataclass(frozen=True)
-class OperandSpec:
-    """How one operand of a product is quantized: a :class:`~numfmt.scheme.QuantScheme` along the contraction.
-
-    Args:
-      fmt: element format (a format object or a name).
-      granularity: which values share a scale, along the contraction axis:
-        ``"none"`` (no scale: ``quantize(x, fmt)``), ``"tensor"`` (one scale),
-        ``"channel"`` (one per row of the lhs / column of the rhs, shared along the
-        contraction: the scheme's ``axis`` is the contraction axis, the one meaning of
-        "channel" in numfmt) or ``"block"`` (``block_size`` consecutive contraction elements).
-      block_size: for ``"block"``: must divide the contraction length (no padding).
-      scale_fmt: the scales' format (FP32, BF16, E8M0, E4M3, ...).
-      scale_rounding: ``"floor"``, ``"ceil"`` or ``"nearest"`` (:mod:`numfmt.scaled`);
-        None: floor for power-of-two scale formats (OCP MX), nearest otherwise.
-      rounding: the element rounding mode (``"stochastic"`` needs ``key=``).
-      symmetric: False gives affine integers with a zero point (IntFormat, per tensor or channel).
-      two_level: NVFP4's second level, an FP32 tensor scale over the block scales
-        (``"block"`` with a non-power-of-two scale format, e.g. E2M1 with E4M3 scales).
-      saturate: with ``"none"``, whether values past ``fmt.max`` saturate (default True,
-        as FP8 training recipes clip; ``nf.quantize`` keeps the IEEE default False, where
-        an overflow becomes inf or NaN). Scaled elements always saturate (OCP MX).
-      nonfinite: ``"propagate"`` (a NaN or inf makes its scale group NaN, the OCP MX
-        reference's rule) or ``"ignore"``.
-
-    ``spec.scheme`` is the scheme of the operand laid out as ``(batch, rows, K)``.
-    """
-
-    fmt: object = _formats.FP32
-    granularity: str = dataclasses.field(default="none", kw_only=True)
-    block_size: int | None = dataclasses.field(default=None, kw_only=True)
-    scale_fmt: object = dataclasses.field(default=_formats.FP32, kw_only=True)
-    scale_rounding: str | None = dataclasses.field(default=None, kw_only=True)
-    rounding: str = dataclasses.field(default="nearest_even", kw_only=True)
-    symmetric: bool = dataclasses.field(default=True, kw_only=True)
-    two_level: bool = dataclasses.field(default=False, kw_only=True)
-    saturate: bool = dataclasses.field(default=True, kw_only=True)
-    nonfinite: str = dataclasses.field(default="propagate", kw_only=True)
-    scheme: QuantScheme = dataclasses.field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
-        if self.granularity == "block" and self.block_size is None:
-            raise ValueError("granularity='block' needs block_size, a positive int; got None")
-        if self.granularity != "block" and self.block_size is not None:
-            raise ValueError(f"block_size is for granularity='block', got granularity={self.granularity!r}")
-        symmetric = check_bool(self.symmetric, "symmetric")
-        if not symmetric and self.granularity not in ("tensor", "channel"):
-            raise ValueError("symmetric=False (a zero point) needs an IntFormat with granularity 'tensor' or 'channel'")
-        if check_bool(self.two_level, "two_level") and self.granularity != "block":
-            raise ValueError("two_level scaling is NVFP4's: granularity='block' with E4M3 (non-power-of-two) scales")
-        if self.granularity == "none":
-            scheme = QuantScheme(self.fmt, rounding=self.rounding, saturate=self.saturate, scale_fmt=None,
-                                 nonfinite=self.nonfinite)
-        else:
-            check_bool(self.saturate, "saturate")
-            scheme = QuantScheme(
-                self.fmt, rounding=self.rounding, scale_fmt=self.scale_fmt,
-                axis=None if self.granularity == "tensor" else -1, block_size=self.block_size,
-                scale_rounding=self.scale_rounding, symmetric=symmetric, tensor_scale=self.two_level,
-                nonfinite=self.nonfinite)
-        for name in ("fmt", "rounding"):
-            object.__setattr__(self, name, getattr(scheme, name))
-        object.__setattr__(self, "scale_fmt", _formats.get(self.scale_fmt))
-        object.__setattr__(self, "scheme", scheme)
-
-    @property
-    def is_identity(self) -> bool:
-        """Whether quantizing a float32 array by this spec changes nothing."""
-        return self.granularity == "none" and self.fmt == _formats.FP32 and self.rounding == "nearest_even"
-
-
-def _spec(value, arg):
-    if isinstance(value, OperandSpec):
-        return value
-    if isinstance(value, (str, _formats.Format)):
-        return OperandSpec(value)
-    raise TypeError(f"{arg} must be an OperandSpec or a format, got {type(value).__name__}")
-
-
-@dataclasses.dataclass(frozen=True)
-class MatmulConfig:
-    """Everything that decides how a quantized product is computed; hashable, frozen.
-
-    Args:
-      lhs, rhs: :class:`OperandSpec` of each operand (a format is taken as
-        ``OperandSpec(fmt)``).
-      accumulator: the :class:`~numfmt.accumulator.Accumulator` of the forward product.
-      output: a format the result is rounded into (nearest even), or None (float32).
-      grad: the spec of the cotangent in both backward products (e.g. E5M2 with
-        ``rounding="stochastic"``), or None: not quantized.
-      grad_accumulator: the accumulator of the backward products (default: FP32).
-    """
-
-    lhs: object = OperandSpec()
-    rhs: object = OperandSpec()
-    accumulator: Accumulator = Accumulator()  # noqa: RUF009 (frozen, so sharing it is safe)
-    output: object = None
-    grad: object = None
-    grad_accumulator: Accumulator | None = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "lhs", _spec(self.lhs, "lhs"))
-        object.__setattr__(self, "rhs", _spec(self.rhs, "rhs"))
-        if self.grad is not None:
-            object.__setattr__(self, "grad", _spec(self.grad, "grad"))
-        for name in ("accumulator", "grad_accumulator"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Accumulator):
-                raise TypeError(f"{name} must be an Accumulator, got {type(value).__name__}")
-        if self.accumulator is None:
-            raise TypeError("accumulator must be an Accumulator")
-        if self.output is not None:
-            object.__setattr__(self, "output", _formats.get(self.output))
-        for acc in (self.accumulator, self.grad_accumulator):
-            if acc is not None and acc.is_int:
-                for side in (self.lhs, self.rhs):
-                    if not isinstance(side.fmt, IntFormat):
-                        raise ValueError(f"an integer accumulator needs integer operands, got {side.fmt.name}")  # noqa: TRY004
-
-    def uses_stochastic(self) -> bool:
-        """Whether any operand, cotangent or accumulator rounds stochastically (then ``key=`` is needed)."""
-        specs = [self.lhs, self.rhs] + ([self.grad] if self.grad is not None else [])
-        accs = [a for a in (self.accumulator, self.grad_accumulator) if a is not None]
-        return any(s.rounding == "stochastic" for s in specs) or any(a.rounding == "stochastic" for a in accs)
 
 
 # ---- operands ---------------------------------------------------------------------------------
@@ -272,6 +140,79 @@ def _emulated(lo: _Operand, ro: _Operand, lspec, rspec, acc: Accumulator, key):
     return accumulate(a, b, acc, chunk_scale=chunk_scale, interval_scale=interval_scale, key=key).astype(jnp.float32)
 
 
+def _tensorcore(lo: _Operand, ro: _Operand, lspec, rspec, model: TensorCoreModel):
+    """The product on the modelled matrix unit: element values into :func:`tensorcore_dot`,
+    block scales at each promotion, scales constant along K through the fitted epilogue
+    (``fl32(acc * fl32(sa * sb))``, :func:`tensorcore_epilogue`)."""
+    model = tensorcore_for(model, lspec, rspec, "accumulator")
+    a, b = lo.elem.astype(jnp.float32), ro.elem.astype(jnp.float32)
+    scales = None
+    if lo.kscale is not None or ro.kscale is not None:
+        p = model.promotion_interval
+
+        def per_interval(o, spec, x):
+            if o.kscale is None:
+                return jnp.ones(x.shape[:-1] + (x.shape[-1] // p,), jnp.float32)
+            return jnp.repeat(o.kscale.astype(jnp.float32), spec.block_size // p, axis=-1)
+
+        scales = (per_interval(lo, lspec, a), per_interval(ro, rspec, b))
+    y = tensorcore_dot(a, b, model, interval_scales=scales)
+    if lo.escale is None and ro.escale is None:
+        return y
+    return tensorcore_epilogue(y, scale_a=lo.escale, scale_b=ro.escale)
+
+
+def _post_scale(y, sa, sb):
+    """Scales constant along K applied to the product: per tensor (a scalar) or per row / column."""
+    if sa is not None:
+        y = y * (sa[..., :, None] if jnp.ndim(sa) else sa)
+    if sb is not None:
+        y = y * (sb[..., None, :] if jnp.ndim(sb) else sb)
+    return y
+
+
+# ---- the GPU fast path: bf16 tensor cores where they change no operand (issue 15) -------------
+
+
+def _on_gpu() -> bool:
+    """Whether this trace compiles for a GPU (``jax.default_backend()``, read at trace time)."""
+    return jax.default_backend() in ("gpu", "cuda", "rocm")
+
+
+def bf16_exact(spec: OperandSpec) -> bool:
+    """Whether every value ``spec``'s operand enters a bf16 product with is a bfloat16 value.
+
+    The values are the elements (``granularity`` none, tensor, channel: scales constant
+    along K are applied after the product), times the block scale for ``"block"``. True
+    when the element format fits bfloat16 (FP8, FP6, FP4, INT<=8, BF16:
+    :func:`numfmt.formats.fits`) and a block scale is a power of two (MX's E8M0) or has so
+    few significant bits that scale times element does (NVFP4's E4M3 scales on E2M1:
+    4 + 2 <= 8 bits). Not for zero points, codebooks, FP32 operands or FP32 block scales.
+    (Products that fall below bfloat16's normal range, ``2**-126``, are the one exception:
+    a block scale of ``2**-127`` on a small element can land below bfloat16's subnormals.)
+    """
+    fmt = spec.fmt
+    if not spec.symmetric or not _formats.fits(fmt, jnp.bfloat16):
+        return False
+    if spec.granularity != "block":
+        return True
+    if is_pow2_format(spec.scale_fmt):
+        return True
+    return (isinstance(fmt, FloatFormat) and isinstance(spec.scale_fmt, FloatFormat)
+            and (fmt.man_bits + 1) + (spec.scale_fmt.man_bits + 1) <= 8)
+
+
+def _bf16_operand(o: _Operand, spec: OperandSpec):
+    """The values entering the bf16 product (float32, exact in bf16 when ``bf16_exact``) and
+    the scale applied after it (None, a scalar or one per row)."""
+    if spec.granularity == "none":
+        return o.deq, None
+    v = o.elem.astype(jnp.float32)
+    if spec.granularity == "block":
+        v = v * jnp.repeat(o.kscale.astype(jnp.float32), spec.block_size, axis=-1)
+    return v, o.escale
+
+
 def _fold(key, i):
     return None if key is None else jax.random.fold_in(key, i)
 
@@ -314,7 +255,15 @@ def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None
     lo = _operand(l, lspec, lays[0], _fold(key, 0))
     ro = _operand(r, rspec, lays[1], _fold(key, 1))
     dims = (((2,), (2,)), ((0,), (0,)))
-    if acc.native and not acc.is_int:
+    if isinstance(acc, TensorCoreModel):
+        y = _tensorcore(lo, ro, lspec, rspec, acc)
+    elif acc.native and not acc.is_int and acc.native_dot == "auto" and _on_gpu() and bf16_exact(lspec) \
+            and bf16_exact(rspec):
+        (va, sa), (vb, sb) = _bf16_operand(lo, lspec), _bf16_operand(ro, rspec)
+        y = lax.dot_general(va.astype(jnp.bfloat16), vb.astype(jnp.bfloat16), dims,
+                            preferred_element_type=jnp.float32)
+        y = _post_scale(y, sa, sb)
+    elif acc.native and not acc.is_int:
         y = lax.dot_general(lo.deq, ro.deq, dims, precision=_HI, preferred_element_type=jnp.float32)
     else:
         if acc.native:  # INT32: the exact int32 matmul (wraps past 2**31, as the hardware does)
@@ -325,10 +274,7 @@ def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None
             y = lax.dot_general(lo.elem, ro.elem, dims, preferred_element_type=jnp.int32).astype(jnp.float32)
         else:
             y = _emulated(lo, ro, lspec, rspec, acc, _fold(key, 2))
-        if lo.escale is not None:
-            y = y * (lo.escale[..., :, None] if jnp.ndim(lo.escale) else lo.escale)
-        if ro.escale is not None:
-            y = y * (ro.escale[..., None, :] if jnp.ndim(ro.escale) else ro.escale)
+        y = _post_scale(y, lo.escale, ro.escale)
     if output is not None:
         y = _codec.quantize(y, output, "nearest_even")
     return y
@@ -392,9 +338,6 @@ def _qdot_jit(l, r, key, config, lays):
 
 def _check_config(config):
     if isinstance(config, str):
-        # The profiles are built from this module's classes, so they import it, not the reverse.
-        from numfmt.matmul_profiles import matmul_profile
-
         return matmul_profile(config)
     if not isinstance(config, MatmulConfig):
         raise TypeError(f"config must be a MatmulConfig or a profile name, got {type(config).__name__}")

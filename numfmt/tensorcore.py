@@ -67,6 +67,12 @@ __all__ = [
     "ACCUMULATOR_ROUNDINGS",
     "ALIGNMENT_ROUNDINGS",
     "E8M13",
+    "H100_BF16",
+    "H100_FP8",
+    "H100_FP8_FAST_ACCUM",
+    "H100_FP16",
+    "H100_FP32",
+    "H100_TF32",
     "TensorCoreModel",
     "tensorcore_dot",
     "tensorcore_epilogue",
@@ -207,11 +213,11 @@ class TensorCoreModel:
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
-def _dot(a, b, interval, model: TensorCoreModel):
+def _dot(a, b, interval, model: TensorCoreModel, scales=None):
     if model.operand_rounding is not None:
         a = _codec.quantize(a, model.lhs_fmt, model.operand_rounding)
         b = _codec.quantize(b, model.rhs_fmt, model.operand_rounding)
-    return _kernel.contract(model, a, b, model.lhs_fmt, model.rhs_fmt, interval=interval)
+    return _kernel.contract(model, a, b, model.lhs_fmt, model.rhs_fmt, interval=interval, scales=scales)
 
 
 def _check_operands(a, b):
@@ -229,7 +235,7 @@ def _check_operands(a, b):
     return a, b
 
 
-def tensorcore_dot(a, b, model: TensorCoreModel):
+def tensorcore_dot(a, b, model: TensorCoreModel, *, interval_scales=None):
     """The matrix unit's raw result ``c[..., m, n] = sum_k a[..., m, k] * b[..., n, k]``.
 
     Computes the inner products as the modelled hardware does (see the module doc),
@@ -240,6 +246,16 @@ def tensorcore_dot(a, b, model: TensorCoreModel):
         ``model.lhs_fmt``, or float32 values to convert when ``model.operand_rounding``).
       b: float32 array (..., N, K): the right operand, contraction last (B transposed).
       model: a :class:`TensorCoreModel` (e.g. ``H100_FP8_FAST_ACCUM``).
+      interval_scales: None, or ``(sa, sb)``, float32 arrays (..., M, K // P) and
+        (..., N, K // P), one scale per promotion interval of ``P =
+        model.promotion_interval`` elements (block scales along K). At each promotion
+        the running sum ``c`` is multiplied by ``s = fl32(sa * sb)`` of its interval
+        and added to the float32 total by one fused multiply-add, ``total =
+        RN(c * s + total)``: DeepSeek-V3's recipe (arXiv 2412.19437, section 3.3.2:
+        partial sums dequantized on the CUDA cores; DeepGEMM's ``final += scale *
+        accum``, which nvcc compiles to an FMA). This step is NOT fitted to hardware:
+        the recorded data hold no block scales. Needs ``K`` a multiple of ``P``,
+        ``split_k == 1`` and ``block_interleave == 1``.
 
     Returns:
       float32 array (..., M, N): the accumulator's value.
@@ -251,9 +267,33 @@ def tensorcore_dot(a, b, model: TensorCoreModel):
     if not isinstance(model, TensorCoreModel):
         raise TypeError(f"model must be a TensorCoreModel, got {type(model).__name__}")
     a, b = _check_operands(a, b)
+    scales = None
+    if interval_scales is not None:
+        scales = _check_interval_scales(interval_scales, a, b, model)
     # The promotion interval is passed as data: models that differ only in it share a compilation.
     interval = _kernel.NEVER if model.promotion_interval is None else model.promotion_interval
-    return _dot(a, b, jnp.int32(interval), dataclasses.replace(model, promotion_interval=None))
+    return _dot(a, b, jnp.int32(interval), dataclasses.replace(model, promotion_interval=None), scales)
+
+
+def _check_interval_scales(interval_scales, a, b, model):
+    """``(sa, sb)`` per promotion interval -> one scale per block of ``block_size`` (checked)."""
+    p = model.promotion_interval
+    if p is None or model.split_k != 1 or model.block_interleave != 1:
+        raise ValueError("interval_scales needs a model with a promotion_interval, split_k=1 and "
+                         f"block_interleave=1, got {model}")
+    k = a.shape[-1]
+    if k % p:
+        raise ValueError(f"interval_scales needs K ({k}) to be a multiple of promotion_interval={p}")
+    try:
+        sa, sb = (jnp.asarray(s, _F32) for s in interval_scales)
+    except (TypeError, ValueError):
+        raise TypeError("interval_scales must be a pair (sa, sb) of float32 arrays")
+    for arg, s, x in (("sa", sa, a), ("sb", sb, b)):
+        if s.shape != x.shape[:-1] + (k // p,):
+            raise ValueError(f"interval_scales' {arg} must have shape {x.shape[:-1] + (k // p,)} "
+                             f"(one scale per row and interval of {p}), got {s.shape}")
+    reps = p // model.block_size
+    return jnp.repeat(sa, reps, axis=-1), jnp.repeat(sb, reps, axis=-1)
 
 
 def _scale_vector(s, arg, axis_len, where):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -251,7 +252,16 @@ def _block_fma(model, c, a, b):
     of FMA and correctly rounded sums: proved algorithms using rounding to odd", IEEE
     TC 2008): ``th + tl = c + p`` exactly, ``v = RO(tl + err)``, result ``RN(th + v)``.
     """
-    x, y = a[0][..., :, 0][..., :, None], b[0][..., 0, :][..., None, :]
+    return fma(a[0][..., :, 0][..., :, None], b[0][..., 0, :][..., None, :], c)
+
+
+def fma(x, y, c):
+    """``RN(x * y + c)`` in float32, one rounding, on any backend (see :func:`_block_fma`).
+
+    Written out because whether XLA contracts ``x * y + c`` into a hardware FMA depends
+    on the backend and on the surrounding program (its CPU backend does for a product
+    with one use).
+    """
     p = x * y
     xh, xl = _split12(x)
     yh, yl = _split12(y)
@@ -293,36 +303,64 @@ def _blocks(x, n: int, rows_last: bool):
 
 NEVER = 1 << 30  # a promotion interval that never comes
 
+#: Elements per loop iteration on an accelerator (issue 15, item 3).
+UNROLL_ELEMENTS = 64
 
-def _scan(model, block, xs, valid, shape, interval):
+
+def scan_unroll(width: int, backend: str | None = None) -> int:
+    """Steps of ``width`` elements per iteration of the loop over K, by backend (trace time).
+
+    CPU: 1 (XLA's CPU backend compiled one block per step several times faster than
+    unrolled steps). GPU / TPU: enough steps for ``UNROLL_ELEMENTS`` elements, so that a
+    long contraction with narrow steps (FP32's one product, TF32's 8) is not thousands of
+    while-loop iterations, each a kernel launch and a device-to-host check of the loop
+    condition. Unrolling runs the same operations in the same order: the same bits
+    (tests/test_matmul_tensorcore.py checks it on CPU by forcing it).
+    """
+    if (backend or jax.default_backend()) == "cpu":
+        return 1
+    return max(1, UNROLL_ELEMENTS // width)
+
+
+def _scan(model, block, xs, valid, shape, interval, scales=None):
     """The running sum over the blocks of ``xs`` (one block per step), promoted every ``interval``.
 
     One block per step: XLA compiles that several times faster than unrolled steps, and
     a step is already M * N * n products. ``interval`` (elements, int32, traced, so that
     models differing only in it share a compilation) is a multiple of the block size.
+    ``scales``: None, or ``(sa, sb)`` of shapes ``(steps, …, M)`` and ``(steps, …, N)``:
+    at each promotion the running sum ``c`` is multiplied by ``s = fl32(sa * sb)`` of its
+    last step and added with one rounding, ``RN(c * s + total)`` (block scales along K,
+    DeepSeek-V3's recipe, as DeepGEMM's compiled ``final += scale * accum`` does).
     """
     n = model.block_size
 
     def step(carry, x):
         c, total, since = carry
-        (a, b), ok = x
+        (a, b), ok, s = x
         c = jnp.where(ok, block(model, c, a, b), c)
         since = since + n
         promote = since >= interval
-        total = jnp.where(promote, total + c, total)
+        if s is not None:  # one rounding: fma(c, fl32(sa * sb), total) (see :func:`fma`)
+            added = fma(c, s[0][..., :, None] * s[1][..., None, :], total)
+        else:
+            added = total + c
+        total = jnp.where(promote, added, total)
         c = jnp.where(promote, jnp.zeros_like(c), c)
         return (c, total, jnp.where(promote, 0, since)), None
 
     zeros = jnp.zeros(shape, _F32)
-    (c, total, _), _ = lax.scan(step, (zeros, zeros, jnp.int32(0)), (xs, valid))
+    (c, total, _), _ = lax.scan(step, (zeros, zeros, jnp.int32(0)), (xs, valid, scales), unroll=scan_unroll(n))
     return total + c  # (total is +0 when nothing was promoted: c exactly)
 
 
-def chain(model, a, b, interval, path: str = "auto"):
+def chain(model, a, b, interval, path: str = "auto", scales=None):
     """The running sum of one part: ``a`` (sig, exp) (…, M, K), ``b`` (…, N, K) -> (…, M, N).
 
     ``path``: ``"auto"`` (the fast path where the data allow it), ``"fast"`` or
     ``"general"`` (for tests: the two must agree wherever the fast path is valid).
+    ``scales``: None or ``(sa, sb)``, one scale per block of ``block_size`` elements,
+    (…, M, K // block_size) and (…, N, K // block_size) (see :func:`_scan`).
     """
     n, j = model.block_size, model.block_interleave
     k = a[0].shape[-1]
@@ -332,6 +370,8 @@ def chain(model, a, b, interval, path: str = "auto"):
     b = tuple(_interleave(jnp.pad(v, pad, constant_values=0 if i == 0 else _ZERO_EXP), n, j) for i, v in enumerate(b))
     valid = jnp.arange(steps) < (_ceil_div(k, n) if j == 1 else steps)
     shape = a[0].shape[:-1] + (b[0].shape[-2],)
+    if scales is not None:  # (…, R, steps) -> (steps, …, R); the caller has j == 1, no padding
+        scales = tuple(jnp.moveaxis(s, -1, 0) for s in scales)
     nlevels = levels(model)
 
     def fast(a, b):
@@ -340,16 +380,16 @@ def chain(model, a, b, interval, path: str = "auto"):
         xs_a = (_blocks(fa[0], n, False), _blocks(fa[1], n, False), _blocks(fa[2], 1, False)[..., 0])
         xs_b = (_blocks(fb[0], n, True), _blocks(fb[1], n, True), _blocks(fb[2], 1, False)[..., 0])
         block = functools.partial(_block_fast, nlevels=nlevels or 1)
-        return _scan(model, block, (xs_a, xs_b), valid, shape, interval)
+        return _scan(model, block, (xs_a, xs_b), valid, shape, interval, scales)
 
     def general(a, b):
         xs_a = tuple(_blocks(v, n, False) for v in a)
         xs_b = tuple(_blocks(v, n, True) for v in b)
-        return _scan(model, _block_general, (xs_a, xs_b), valid, shape, interval)
+        return _scan(model, _block_general, (xs_a, xs_b), valid, shape, interval, scales)
 
     if model.alignment_bits is None:
         xs = (tuple(_blocks(v, n, False) for v in a), tuple(_blocks(v, n, True) for v in b))
-        return _scan(model, _block_fma, xs, valid, shape, interval)
+        return _scan(model, _block_fma, xs, valid, shape, interval, scales)
     if path == "general":
         return general(a, b)
     if path == "fast" or nlevels is not None:
@@ -390,11 +430,15 @@ def fast_path_ok(model, a, b):
     return ~jnp.any(bad)
 
 
-def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "auto", interval=None):
+def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "auto", interval=None,
+             scales=None):
     """The model's result for float32 values ``a`` (…, M, K), ``b`` (…, N, K): (…, M, N).
 
     ``interval``: the promotion interval in elements (may be traced); None reads
-    ``model.promotion_interval``.
+    ``model.promotion_interval``. ``scales``: None, or per-block scales ``(sa, sb)``,
+    (…, M, K // block_size) and (…, N, K // block_size), applied at each promotion
+    (:func:`_scan`; needs ``split_k == 1``, ``block_interleave == 1`` and ``K`` a
+    multiple of ``block_size``).
     """
     if interval is None:
         interval = NEVER if model.promotion_interval is None else model.promotion_interval
@@ -404,7 +448,7 @@ def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "a
         sa, sb = jnp.where(bad_a, _F32(0), a), jnp.where(bad_b, _F32(0), b)
     k = a.shape[-1]
     if model.split_k == 1:
-        out = chain(model, (sa, ea), (sb, eb), interval, path)
+        out = chain(model, (sa, ea), (sb, eb), interval, path, scales)
     else:
         s, g = model.split_k, model.split_k_granule
         if model.split_k_interleave:  # k-tile t (of g elements) goes to part t mod s
@@ -424,6 +468,10 @@ def contract(model, a, b, a_fmt: FloatFormat, b_fmt: FloatFormat, path: str = "a
         out = combine_parts([sums[i] for i in range(s)], model.split_k_partials, model.split_k_tree)
     # Inf or NaN operands: the IEEE float32 sum of the products (not recorded on hardware).
     special = jnp.any(bad_a, axis=-1)[..., :, None] | jnp.any(bad_b, axis=-1)[..., None, :]
+    if scales is not None:  # each element times its block's scale
+        n = model.block_size
+        a = a * jnp.repeat(scales[0], n, axis=-1)
+        b = b * jnp.repeat(scales[1], n, axis=-1)
     plain = jnp.einsum("...mk,...nk->...mn", a, b, precision=_HI)
     return jnp.where(special, plain, out)
 

@@ -170,7 +170,7 @@ def test_bound_formulas():
         A.lambda_for_confidence(10, u, 1.5)
 
 
-ACCUMULATORS = [nf.BF16, nf.FP16, nf.FloatFormat("acc14", 8, 13), nf.E4M3IEEE]
+ACCUMULATORS = [nf.BF16, nf.FP16, nf.E8M13, nf.E4M3IEEE]
 
 
 @pytest.mark.parametrize("acc", ACCUMULATORS, ids=lambda f: f.name)
@@ -195,7 +195,7 @@ def test_nearest_dot_products_never_exceed_gamma_n(acc):
     assert np.all(np.abs(comp - exact) / mag <= A.gamma(np.arange(1, n + 1), A.unit_roundoff(acc, "up"))[:, None])
 
 
-@pytest.mark.parametrize("acc", [nf.BF16, nf.FP16, nf.FloatFormat("acc14", 8, 13)], ids=lambda f: f.name)
+@pytest.mark.parametrize("acc", [nf.BF16, nf.FP16, nf.E8M13], ids=lambda f: f.name)
 def test_stochastic_dot_products_stay_within_the_probabilistic_bound(acc):
     rng = np.random.default_rng(2)
     n, trials = 512, 200

@@ -28,19 +28,16 @@ LAYERS = [
     ("scaled", ["numfmt.scheme", "numfmt.calibration", "numfmt.scalemath", "numfmt.scales", "numfmt.quantcore",
                 "numfmt.scaled", "numfmt.mx", "numfmt.codebook", "numfmt.lowbit"]),
     ("autodiff", ["numfmt.autodiff"]),
-    ("matmul", ["numfmt.accumulator", "numfmt.tensorcore_kernel", "numfmt.tensorcore", "numfmt.matmul", "numfmt.matmul_profiles",
+    ("matmul", ["numfmt.accumulator", "numfmt.tensorcore_kernel", "numfmt.tensorcore", "numfmt.matmul_config",
+                "numfmt.matmul_profiles", "numfmt.matmul",
                 "numfmt.intgemm", "numfmt.lowbit_matmul"]),
     ("analysis", ["numfmt.analysis", "numfmt.analysis.*", "numfmt.plot", "numfmt.ops"]),
     ("package", ["numfmt"]),
     ("cli", ["numfmt.cliargs", "numfmt.study", "numfmt.verify_cli", "numfmt.cli", "numfmt.__main__"]),
 ]
 
-#: Import circles known today, each to be emptied by the work named beside it.
-ALLOWED_CIRCLES = {
-    # matmul resolves profile names through matmul_profiles, which builds MatmulConfigs:
-    # the matmul rework (issue 13 item 1) moves profile resolution to the package face.
-    frozenset({"numfmt.matmul", "numfmt.matmul_profiles"}),
-}
+#: Import circles known today, each to be emptied by the work named beside it (none).
+ALLOWED_CIRCLES: set[frozenset] = set()
 
 #: (importer, imported) pairs allowed to take private names today, with the work that ends them.
 ALLOWED_PRIVATE: set[tuple[str, str]] = set()  # mx calls scaled's public core (numfmt.scheme, quantize_with)

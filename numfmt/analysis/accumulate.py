@@ -9,8 +9,11 @@ rounding to odd", IEEE TC 57(4), 2008), which a second rounding into any format 
 most 51 significant bits turns into the correctly rounded result, for every mode.
 Products of float32 values are exact in float64.
 
-This is the reference the study uses for "matmul error against K"; ``numfmt.matmul``
-(when present) models real accumulators (blocked, fused, wide) on top of the same codec.
+This is the textbook model (one product, one rounding into any format, any mode) that
+the study sets beside Higham's bounds. What hardware does is another sum: the study's
+"error against K" of the profiles users run comes from the one hardware accumulator
+model, :func:`numfmt.tensorcore.tensorcore_dot` (``experiments.hardware_vs_k``), which
+``qmatmul`` runs for the ``h100_*`` profiles.
 The functions run under ``jax.enable_x64`` internally and return float64 NumPy arrays.
 """
 
@@ -87,7 +90,7 @@ def recursive_sum(terms, acc, rounding="nearest_even", *, key=None, init=0.0, ro
 
     Args:
       terms: array ``(n, ...)``, float32 or float64 values.
-      acc: the accumulator's float format (or name), e.g. ``"bf16"``, ``FloatFormat("acc14", 8, 13)``.
+      acc: the accumulator's float format (or name), e.g. ``"bf16"``, ``numfmt.E8M13``.
       rounding: any rounding mode; ``"stochastic"`` needs ``key`` (each rounding draws
         fresh bits from it) and takes ``rbits``.
       init: the starting value (rounded into ``acc``).

@@ -19,15 +19,17 @@ from numfmt import mx as _mx
 from numfmt import scaled as _scaled
 from numfmt.formats import FloatFormat
 from numfmt.rounding import ROUNDING_MODES
+from numfmt.tensorcore import E8M13
 
 __all__ = [
-    "ACC14",
     "ALL_ROUNDINGS",
     "DEFAULT_FORMATS",
+    "HARDWARE_PROFILES",
     "QUICK_FORMATS",
     "QUICK_ROUNDINGS",
     "Plan",
     "datasets",
+    "hardware_vs_k",
     "plan",
     "scaled_by_tensor",
     "section_matmul",
@@ -41,8 +43,9 @@ DEFAULT_FORMATS = ("fp16", "bf16", "e5m2", "e4m3", "e3m2", "e2m3", "e2m1", "int8
 QUICK_FORMATS = ("bf16", "e5m2", "e4m3", "e2m1", "int8", "nf4")
 ALL_ROUNDINGS = ROUNDING_MODES
 QUICK_ROUNDINGS = ("nearest_even", "toward_zero", "stochastic")
-#: A float accumulator with a 14-bit significand (8 exponent bits, 13 stored mantissa bits).
-ACC14 = FloatFormat("acc14", 8, 13)
+#: The matmul profiles whose dot products the study measures against K: the H100
+#: tensor-core models fitted to recorded hardware (numfmt.tensorcore), as users run them.
+HARDWARE_PROFILES = ("h100_fp8_fast_accum", "h100_fp8", "h100_bf16", "h100_fp16")
 
 
 def _no_progress(label, done, total):
@@ -77,7 +80,7 @@ def plan(formats=None, quick: bool = False, seed: int = 0) -> Plan:
         rows=64 if quick else 256,
         cols=256 if quick else 1024,
         scales=tuple(2.0 ** k for k in range(-32, 32, 2)),
-        accumulators=(_formats.BF16, _formats.FP16) if quick else (_formats.FP32, _formats.BF16, _formats.FP16, ACC14),
+        accumulators=(_formats.BF16, _formats.FP16) if quick else (_formats.FP32, _formats.BF16, _formats.FP16, E8M13),
         k_max=2048 if quick else 8192,
         trials=32 if quick else 64,
         schemes=("cast", "tensor", "mx", "nvfp4") if quick else ("cast", "tensor", "row", "block32", "mx", "nvfp4"),
@@ -273,7 +276,46 @@ def section_matmul(p: Plan, progress=_no_progress) -> dict:
             "trials_rel": rel_g,
         })
     progress("accumulator x rounding", len(jobs), len(jobs))
+    out["hardware"] = hardware_vs_k(a, b, grid, HARDWARE_PROFILES[:2] if p.quick else HARDWARE_PROFILES)
     return out
+
+
+def hardware_vs_k(a, b, grid, profiles) -> list:
+    """Error of length-n dot products against n for matmul profiles with a tensor-core model.
+
+    ``a``, ``b``: ``(k_max, trials)`` float32; each trial's operands are rounded to the
+    profile's operand formats (nearest even, as its ``OperandSpec`` does), and the dot
+    product of the first ``n`` elements, for each ``n`` of ``grid``, is computed by the
+    profile's :class:`~numfmt.tensorcore.TensorCoreModel` (:func:`numfmt.tensorcore.tensorcore_dot`,
+    the function ``qmatmul`` runs; zeros past ``n`` change nothing for a model that does
+    not split K). The error is relative to the exact dot product of the rounded
+    operands (float64; the products are exact).
+    """
+    import jax.numpy as jnp
+
+    from numfmt.matmul_profiles import matmul_profile
+    from numfmt.tensorcore import tensorcore_dot
+
+    k_max, trials = a.shape
+    mask = (np.arange(k_max)[None, :] < np.asarray(grid)[:, None]).astype(np.float32)  # (G, K)
+    curves = []
+    for name in profiles:
+        cfg = matmul_profile(name)
+        model = cfg.accumulator
+        qa = np.asarray(_codec.quantize(a.T, cfg.lhs.fmt, saturate=True), np.float32)  # (T, K)
+        qb = np.asarray(_codec.quantize(b.T, cfg.rhs.fmt, saturate=True), np.float32)
+        ma = (mask[:, None, :] * qa[None]).reshape(len(grid) * trials, 1, k_max)
+        mb = (mask[:, None, :] * qb[None]).reshape(len(grid) * trials, 1, k_max)
+        got = np.asarray(tensorcore_dot(jnp.asarray(ma), jnp.asarray(mb), model), np.float64)
+        got = got.reshape(len(grid), trials)
+        exact = np.cumsum(qa.astype(np.float64) * qb, axis=1)[:, np.asarray(grid) - 1].T  # (G, T)
+        mag = np.cumsum(np.abs(qa.astype(np.float64) * qb), axis=1)[:, np.asarray(grid) - 1].T
+        rel = np.abs(got - exact) / np.where(mag > 0, mag, 1)
+        signed = np.where(exact != 0, got / np.where(exact != 0, exact, 1) - 1, 0)
+        curves.append({"profile": name, "model": model.name, "operands": f"{cfg.lhs.fmt.name} x {cfg.rhs.fmt.name}",
+                       "median": np.median(rel, axis=1), "mean": rel.mean(axis=1), "max": rel.max(axis=1),
+                       "mean_signed": signed.mean(axis=1), "trials_rel": rel})
+    return curves
 
 
 def section_stochastic(p: Plan, X_shape, progress=_no_progress) -> dict:
