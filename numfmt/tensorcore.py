@@ -62,6 +62,7 @@ from numfmt import tensorcore_kernel as _kernel
 from numfmt.checks import check_bool, check_int
 from numfmt.formats import FloatFormat
 from numfmt.rounding import check_rounding
+from numfmt.scalemath import product as _product
 
 __all__ = [
     "ACCUMULATOR_ROUNDINGS",
@@ -313,7 +314,9 @@ def _scale_vector(s, arg, axis_len, where):
 def _epilogue(acc, scale_a, scale_b, out_fmt):
     sa = _F32(1) if scale_a is None else (scale_a if scale_a.ndim == 0 else scale_a[..., :, None])
     sb = _F32(1) if scale_b is None else (scale_b if scale_b.ndim == 0 else scale_b[..., None, :])
-    y = acc if scale_a is None and scale_b is None else acc * (sa * sb)
+    # On the bits (correctly rounded, gradual underflow): a float multiply flushes a
+    # subnormal operand or result on XLA's CPU backend and not on a GPU.
+    y = acc if scale_a is None and scale_b is None else _product(acc, _product(sa, sb))
     if out_fmt != _formats.FP32:
         y = _codec.quantize(y, out_fmt)
     return y

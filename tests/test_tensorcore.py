@@ -368,6 +368,19 @@ def test_epilogue_scales_per_row_and_column():
         np.testing.assert_array_equal(np.asarray(got), want)
 
 
+
+def test_epilogue_keeps_subnormal_products_on_every_backend():
+    """fl32(acc * fl32(sa * sb)) with gradual underflow: XLA's CPU float multiply would
+    flush these products (or the subnormal operand) to zero, a GPU would not."""
+    acc = np.array([[1.5e-30, 3.0, 2.0**-100], [2.0**-100, -7.0, 2.0**-140]], np.float32)
+    sa = np.array([2.0**-20, 4.0], np.float32)
+    sb = np.array([0.7 * 2.0**-15, 3.0, 2.0**-10], np.float32)
+    want = acc * (sa[:, None] * sb[None, :])  # NumPy: IEEE products, no flush
+    assert np.count_nonzero((want != 0) & (np.abs(want) < np.finfo(np.float32).tiny)) >= 3
+    for fn in (tc.tensorcore_epilogue, jax.jit(tc.tensorcore_epilogue)):
+        got = fn(acc, scale_a=sa, scale_b=sb)
+        np.testing.assert_array_equal(np.asarray(got).view(np.uint32), want.view(np.uint32))
+
 # ---- bad input ---------------------------------------------------------------------------------------
 
 
