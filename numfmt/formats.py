@@ -56,6 +56,7 @@ __all__ = [
     "E5M2",
     "E5M2FNUZ",
     "E8M0",
+    "E8M13",
     "FP16",
     "FP32",
     "INT2",
@@ -527,6 +528,9 @@ E3M2 = FloatFormat("e3m2", 3, 2, specials="none")  # OCP FP6
 E2M3 = FloatFormat("e2m3", 2, 3, specials="none")  # OCP FP6
 E2M1 = FloatFormat("e2m1", 2, 1, specials="none")  # OCP FP4
 E8M0 = FloatFormat("e8m0", 8, 0, signed=False, specials="e8m0")  # OCP MX scale
+# The H100 FP8 tensor core's running sum, fitted to recorded output (docs/hardware.md):
+# float32's exponent range, 13 stored fraction bits.
+E8M13 = FloatFormat("e8m13", 8, 13)
 INT32 = IntFormat("int32", 32)
 INT16 = IntFormat("int16", 16)
 INT8 = IntFormat("int8", 8)
@@ -644,6 +648,7 @@ for _fmt, _aliases in [
     (E2M3, ("float6_e2m3fn", "fp6_e2m3", "e2m3fn")),
     (E2M1, ("float4_e2m1fn", "fp4", "fp4_e2m1", "e2m1fn")),
     (E8M0, ("float8_e8m0fnu", "e8m0fnu", "ue8m0")),
+    (E8M13, ()),
     (INT32, ()),
     (INT16, ()),
     (INT8, ()),

@@ -60,14 +60,13 @@ from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import tensorcore_kernel as _kernel
 from numfmt.checks import check_bool, check_int
-from numfmt.formats import FloatFormat
+from numfmt.formats import E8M13, FloatFormat
 from numfmt.rounding import check_rounding
 from numfmt.scalemath import product as _product
 
 __all__ = [
     "ACCUMULATOR_ROUNDINGS",
     "ALIGNMENT_ROUNDINGS",
-    "E8M13",
     "H100_BF16",
     "H100_FP8",
     "H100_FP8_FAST_ACCUM",
@@ -80,8 +79,6 @@ __all__ = [
     "tensorcore_matmul",
 ]
 
-# The FP8 tensor core's running sum: float32's exponent range, 13 stored fraction bits.
-E8M13 = FloatFormat("e8m13", 8, 13)
 
 ALIGNMENT_ROUNDINGS = ("toward_zero", "nearest_even")
 ACCUMULATOR_ROUNDINGS = ("toward_zero", "nearest_even")
