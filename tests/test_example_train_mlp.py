@@ -5,6 +5,9 @@ import os
 
 import pytest
 
+# A deeper re-run (CI runs it: .ci/run, marker "slow"); the default run stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("sklearn")
 
 HERE = os.path.dirname(__file__)

@@ -46,6 +46,9 @@ from numfmt import bitlayout as bl
 from numfmt import scalemath as sm
 from numfmt.testing import reference_decode, reference_round
 
+# A deeper re-run (CI runs it: .ci/run, marker "slow"); the default run stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 IEEE_DIV = bl._float_div
 
 

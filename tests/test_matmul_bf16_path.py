@@ -19,6 +19,9 @@ import pytest
 import numfmt as nf
 from numfmt import matmul
 
+# A deeper re-run (CI runs it: .ci/run, marker "slow"); the default run stays under 15 minutes.
+pytestmark = pytest.mark.slow
+
 RNG = np.random.default_rng(11)
 T = nf.OperandSpec
 

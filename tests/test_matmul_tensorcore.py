@@ -149,6 +149,7 @@ def test_bad_tensorcore_configs():
         nf.matmul_profile("h100_fp8_no_promotion")
 
 
+@pytest.mark.slow  # a GPU setting forced on the CPU (CI runs it: marker "slow")
 def test_unrolled_loops_give_the_same_bits(monkeypatch):
     """On a GPU the loops over K take several steps per iteration (scan_unroll); forced
     here on the CPU, the results must not change by a bit."""
