@@ -30,7 +30,8 @@ for stage in "${stages[@]}"; do
   case "$stage" in
     checks)
       say "checks"
-      JAX_PLATFORMS=cuda timeout 240 python -m pytest -q -s -p no:cacheprovider -rfEs \
+      # -o addopts=: one process (no pytest-xdist), so that -s shows the agreement lines.
+      JAX_PLATFORMS=cuda timeout 240 python -m pytest -q -s -p no:cacheprovider -o addopts= -rfEs \
         tests/test_tensorcore_gpu.py tests/test_cross_backend_gpu.py > "$OUT/checks.txt" 2>&1
       grep -E "bit-identical|^(FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/checks.txt" | tail -60 ;;
     bench)
@@ -42,9 +43,11 @@ for stage in "${stages[@]}"; do
       tail -15 "$OUT/bench_tensorcore.txt" ;;
     suite)
       say "suite"
+      # The README's default selection, with pytest-xdist where the machine has it.
       par=()
       python -c "import xdist" 2>/dev/null && par=(-n 12)
-      JAX_PLATFORMS=cuda timeout 500 python -m pytest -q -p no:cacheprovider -rfE "${par[@]}" > "$OUT/suite.txt" 2>&1
+      JAX_PLATFORMS=cuda timeout 500 python -m pytest -q -p no:cacheprovider -o addopts= \
+        -m "not exhaustive and not slow" -rfE "${par[@]}" > "$OUT/suite.txt" 2>&1
       grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/suite.txt" | tail -40 ;;
     *) echo "unknown stage $stage (checks, bench, suite)"; exit 2 ;;
   esac
