@@ -49,7 +49,7 @@ from numfmt import formats as _formats
 from numfmt import rounding as _rounding
 from numfmt.checks import check_int
 from numfmt.formats import FloatFormat, IntFormat
-from numfmt.tensorcore_kernel import scan_unroll
+from numfmt.tensorcore_kernel import scan_unroll, two_sum
 
 __all__ = ["NATIVE_DOTS", "ORDERS", "Accumulator", "accumulate", "round_add"]
 
@@ -175,14 +175,6 @@ class Accumulator:
 # ---- one rounded addition -------------------------------------------------------------------
 
 
-def _two_sum(a, b):
-    """Knuth's TwoSum: ``a + b = s + e`` exactly, with ``s = fl(a + b)``."""
-    s = a + b
-    bb = s - a
-    e = (a - (s - bb)) + (b - bb)
-    return s, e
-
-
 def _truncated(hi, lo):
     """Bits of ``hi + lo`` rounded toward zero to float32, and whether it was inexact."""
     bits = lax.bitcast_convert_type(hi, jnp.uint32)
@@ -231,7 +223,7 @@ def round_add(s, c, acc: Accumulator, key=None):
         overflow = ((s ^ r) & (c ^ r)) < 0
         r = jnp.where(overflow, jnp.where(c > 0, jnp.int32(2**31 - 1), jnp.int32(-(2**31))), r)
         return jnp.clip(r, fmt.min, fmt.max)
-    hi, lo = _two_sum(s, c)
+    hi, lo = two_sum(s, c)
     if _is_fp32(fmt):
         return _fp32_round(hi, lo, acc.rounding, key, acc.rbits)
     bits, inexact = _truncated(hi, lo)

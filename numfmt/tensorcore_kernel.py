@@ -73,7 +73,7 @@ def _acc_parts(c):
     return jnp.where(zero, _F32(0), sig), jnp.where(zero, _ZERO_EXP, field - 127)
 
 
-def _two_sum(a, b):
+def two_sum(a, b):
     """s = fl(a + b) and the exact error e = a + b - s (Knuth's TwoSum)."""
     s = a + b
     bb = s - a
@@ -157,11 +157,11 @@ def _finish(model, c, x, c_sig, c_exp, big_e):
     if model.accumulator_in_alignment:
         kc = chop(c_sig * pow2(jnp.clip(w - (big_e - c_exp), -126, 127)))
         hi, lo = hi + _high(kc, cut), lo + (kc - _high(kc, cut))
-    s, e = _two_sum(hi, lo)
+    s, e = two_sum(hi, lo)
     acc = model.accumulator_fmt
     out = _plus_zero(_scale(_round_pair(s, e, acc, model.accumulator_rounding), big_e - w))
     if not model.accumulator_in_alignment:
-        s, e = _two_sum(c, out)
+        s, e = two_sum(c, out)
         out = _plus_zero(_round_pair(s, e, acc, model.accumulator_rounding))
     return out
 
@@ -266,8 +266,8 @@ def fma(x, y, c):
     xh, xl = _split12(x)
     yh, yl = _split12(y)
     err = (((xh * yh - p) + xh * yl) + xl * yh) + xl * yl
-    th, tl = _two_sum(c, p)
-    v, ve = _two_sum(tl, err)
+    th, tl = two_sum(c, p)
+    v, ve = two_sum(tl, err)
     u = lax.bitcast_convert_type(v, jnp.uint32)
     toward = jnp.where((ve > 0) == (v > 0), u + 1, u - 1)
     v = lax.bitcast_convert_type(jnp.where((ve != 0) & ((u & 1) == 0), toward, u), _F32)
