@@ -6,16 +6,23 @@
 # checks  tests/test_tensorcore_gpu.py (the tensor-core models against live cuBLASLt,
 #         cuBLAS and XLA products on fresh operands) and tests/test_cross_backend_gpu.py
 #         (CPU and GPU bits of every scaled, MX, NVFP4, fake-quant, low-bit, k-means and
-#         affine path in one process): about 1.5 minutes on an H100.
-# bench   benchmarks/run_all.py --short (tables for docs/benchmarks.md) and the
-#         tensor-core models at 4096^3: about 4 minutes.
-# suite   the whole default test suite on the GPU (issue 15), failures listed:
-#         about 3 minutes with pytest-xdist, much longer without.
+#         affine path in one process; it needs jax's CPU backend too, so JAX_PLATFORMS
+#         stays unset here): about 2.5 minutes on an H100 (2026-11-26: 110 s reached
+#         10 of the 14 cross-backend cases beside a running suite).
+# bench   benchmarks/bench_scaled.py --short and benchmarks/gpu_quick.py (the matmul
+#         targets at 8192^3, the tensor-core profiles at 2048^3 and 4096^3, each row
+#         printed when timed): about 4 minutes, most of it the first compilation of a
+#         tensor-core profile at 4096^3 (108 s on the H100). run_all.py --short, the
+#         whole set of tables, takes longer than a short lease on a GPU.
+# suite   the whole default test suite on the GPU (issue 15), JAX_PLATFORMS=cuda, one
+#         line per test (so a stopped run still says what failed): about 250 s on 12
+#         workers of an H100 machine (2026-11-26: 1,496 of 1,775 tests in 200 s).
 #
 # Everything a stage prints goes to $OUT/<stage>.txt; the lines that matter are echoed.
 # The stages are independent, so a short lease can run them one call at a time.
 set -u
 OUT=${OUT:-./gpu_out}
+PY=${PYTHON:-$(command -v python3 || command -v python)}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 T0=$(date +%s)
@@ -24,31 +31,33 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(checks bench suite)
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || say "no nvidia-smi"
-python -c "import jax; print('jax', jax.__version__, jax.devices())"
+"$PY" -c "import jax; print('jax', jax.__version__, jax.devices())"
 
 for stage in "${stages[@]}"; do
   case "$stage" in
     checks)
       say "checks"
       # -o addopts=: one process (no pytest-xdist), so that -s shows the agreement lines.
-      JAX_PLATFORMS=cuda timeout 240 python -m pytest -q -s -p no:cacheprovider -o addopts= -rfEs \
+      timeout 240 "$PY" -m pytest -q -s -p no:cacheprovider -o addopts= -rfEs \
         tests/test_tensorcore_gpu.py tests/test_cross_backend_gpu.py > "$OUT/checks.txt" 2>&1
       grep -E "bit-identical|^(FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/checks.txt" | tail -60 ;;
     bench)
       say "bench"
-      JAX_PLATFORMS=cuda timeout 300 python benchmarks/run_all.py --short --timeout 200 --out "$OUT/bench" \
-        > "$OUT/bench.txt" 2>&1
-      tail -5 "$OUT/bench.txt"
-      JAX_PLATFORMS=cuda timeout 90 python benchmarks/bench_tensorcore.py --size 4096 > "$OUT/bench_tensorcore.txt" 2>&1
-      tail -15 "$OUT/bench_tensorcore.txt" ;;
+      JAX_PLATFORMS=cuda timeout 90 "$PY" benchmarks/bench_scaled.py --short > "$OUT/bench_scaled.txt" 2>&1
+      grep -E "^[#|]" "$OUT/bench_scaled.txt"
+      JAX_PLATFORMS=cuda timeout 60 "$PY" benchmarks/gpu_quick.py native > "$OUT/gpu_quick_native.txt" 2>&1
+      cat "$OUT/gpu_quick_native.txt"
+      JAX_PLATFORMS=cuda OUT="$OUT" timeout 240 "$PY" benchmarks/gpu_quick.py tc > "$OUT/gpu_quick_tc.txt" 2>&1
+      cat "$OUT/gpu_quick_tc.txt" ;;
     suite)
       say "suite"
       # The README's default selection, with pytest-xdist where the machine has it.
       par=()
-      python -c "import xdist" 2>/dev/null && par=(-n 12)
-      JAX_PLATFORMS=cuda timeout 500 python -m pytest -q -p no:cacheprovider -o addopts= \
-        -m "not exhaustive and not slow" -rfE "${par[@]}" > "$OUT/suite.txt" 2>&1
-      grep -E "^(FAILED|ERROR)|passed|failed" "$OUT/suite.txt" | tail -40 ;;
+      "$PY" -c "import xdist" 2>/dev/null && par=(-n 12)
+      JAX_PLATFORMS=cuda timeout 500 "$PY" -m pytest -v -p no:cacheprovider -o addopts= \
+        -m "not exhaustive and not slow" -rfE --tb=short "${par[@]}" > "$OUT/suite.txt" 2>&1
+      grep -E "(FAILED|ERROR) tests/|passed|failed" "$OUT/suite.txt" | tail -40
+      echo "tests run: $(grep -cE "(PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR) tests/" "$OUT/suite.txt")" ;;
     *) echo "unknown stage $stage (checks, bench, suite)"; exit 2 ;;
   esac
 done

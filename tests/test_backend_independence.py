@@ -41,8 +41,19 @@ def _highest(precision) -> bool:
 
 
 def _float_dots_below_highest(fn, *args):
+    """Every dot of ``fn``, and those with float32 (or wider) operands without HIGHEST.
+
+    A dot of bfloat16 operands is exact in every precision mode (its products are exact
+    in float32, and there is no narrower format for XLA to round them to): the GPU fast
+    path's bf16 route (numfmt.matmul, docs/matmul.md) is such a dot and passes.
+    """
     found = _dots(jax.make_jaxpr(fn)(*args).jaxpr, [])
-    return found, [d for d in found if any(jnp.issubdtype(t, jnp.floating) for t in d[1]) and not _highest(d[2])]
+
+    def below(d):
+        floats = [t for t in d[1] if jnp.issubdtype(t, jnp.floating)]
+        return floats and not all(t == jnp.bfloat16 for t in floats) and not _highest(d[2])
+
+    return found, [d for d in found if below(d)]
 
 
 _RNG = np.random.default_rng(0)
@@ -79,6 +90,27 @@ def test_the_precision_check_sees_a_default_precision_dot():
     assert not _float_dots_below_highest(lambda a, b: jnp.matmul(a, b, precision="highest"), A, B)[1]
     assert not _float_dots_below_highest(lambda a, b: a.astype(jnp.int32) @ b.astype(jnp.int32), A, B)[1]
     assert _float_dots_below_highest(lambda a, b: jax.jit(lambda x: x @ b)(a), A, B)[1]  # inside a sub-jaxpr
+    # bf16 operands are exact at any precision; one float32 operand beside them is not.
+    assert not _float_dots_below_highest(lambda a, b: a.astype(jnp.bfloat16) @ b.astype(jnp.bfloat16), A, B)[1]
+    assert _float_dots_below_highest(lambda a, b: jnp.matmul(a.astype(jnp.bfloat16), b), A, B)[1]
+
+
+@pytest.mark.parametrize("name", ["qmatmul[mxfp8]", "qmatmul[mxfp4]", "qmatmul[nvfp4]", "dot_general"])
+def test_the_gpu_bf16_route_is_a_bf16_dot(name, monkeypatch):
+    # What a GPU trace of these products runs (the fast path's bf16 route, found on an
+    # H100 by the test above): traced here with the backend check forced, the only float
+    # dots have bfloat16 operands and a float32 result, so the check above passes them.
+    # (jax caches the traces of inner jitted functions: cleared before and after, so that
+    # neither this trace nor a later CPU test reuses a trace of the other route.)
+    jax.clear_caches()
+    monkeypatch.setattr(nf.matmul, "_on_gpu", lambda: True)
+    try:
+        found, bad = _float_dots_below_highest(PRODUCTS[name], A, B)
+    finally:
+        jax.clear_caches()
+    assert not bad, bad
+    floats = [d for d in found if any(jnp.issubdtype(t, jnp.floating) for t in d[1])]
+    assert floats and all(t == jnp.bfloat16 for d in floats for t in d[1]), floats
 
 
 # ---- log_matmul base sqrt(2): the two documented roundings, no FMA ---------------------------------

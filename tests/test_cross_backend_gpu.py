@@ -19,7 +19,10 @@ try:
     GPU = jax.devices("gpu")[0]
 except RuntimeError:  # pragma: no cover - CPU-only machines
     pytest.skip("no GPU visible to jax", allow_module_level=True)
-CPU = jax.devices("cpu")[0]
+try:
+    CPU = jax.devices("cpu")[0]
+except RuntimeError:  # JAX_PLATFORMS=cuda hides the CPU backend
+    pytest.skip("needs jax's CPU backend beside the GPU: JAX_PLATFORMS unset or 'cuda,cpu'", allow_module_level=True)
 
 
 def _data():

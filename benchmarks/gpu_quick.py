@@ -1,0 +1,140 @@
+"""The GPU matrix-product targets of issue 15 in minutes, each row printed as soon as it is timed.
+
+For a GPU lent for a few minutes, where ``bench_matmul.py`` at its GPU sizes does not
+finish (a tensor-core profile's first compilation at 4096^3 took 108 s on an H100).
+Every row is jitted, run once (compilation; the ``first`` column), then timed
+``reps`` times with ``block_until_ready``; medians and minima in ms. torch's cuBLASLt
+FP8 rows are timed with CUDA events.
+
+    JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py native   # 8192^3: f32 HIGHEST, bf16, cuBLASLt FP8,
+                                                               # qmatmul E4M3 per-tensor and mxfp8 (target <= 1.5x bf16)
+    JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py tc       # tensor-core profiles at 2048^3 and 4096^3 (target <= 20x f32)
+    JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py unroll   # h100_fp8_fast_accum at 2048^3, K-loop unroll variants
+
+Sizes: ``NN`` (native, default 8192), ``N1`` / ``N2`` (tensor-core, 2048 / 4096) from the
+environment. With ``OUT`` set, ``tc`` writes the optimized HLO of the 4096^3
+``h100_fp8_fast_accum`` product to ``$OUT/hlo_fp8fast_4096.txt``. Ratios are to the
+references timed in the same run (docs/benchmarks.md, "GPU runs").
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from machine import describe
+from timing import on_gpu
+
+import numfmt as nf
+from numfmt import tensorcore_kernel
+from numfmt.matmul import MatmulConfig, OperandSpec, qmatmul
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+def operands(n):
+    k0, k1 = jax.random.split(jax.random.key(0))
+    return jax.random.normal(k0, (n, n), jnp.float32), jax.random.normal(k1, (n, n), jnp.float32)
+
+
+def row(name, n, fn, args, reps, ref=None):
+    """Time ``fn(*args)``; print one line; return the median (s)."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    ratio = "" if ref is None else f"  {med / ref:.2f}x the reference"
+    say(f"{name:48s} {n}^3  first {first * 1e3:9.1f} ms  median {med * 1e3:9.3f} ms  min {min(times) * 1e3:9.3f} ms{ratio}")
+    return med
+
+
+def f32_highest(n, a, b, reps=5):
+    return row("jnp.matmul float32 HIGHEST (reference)", n,
+               jax.jit(lambda x, y: jnp.matmul(x, y, precision=lax.Precision.HIGHEST)), (a, b), reps)
+
+
+def torch_fp8(a, b, n, bf16_time):
+    try:
+        import numpy as np
+        import torch
+    except ImportError:
+        say("cuBLASLt FP8 left out: torch is not installed")
+        return
+    ta = torch.from_numpy(np.array(a)).cuda().to(torch.float8_e4m3fn)
+    tb = torch.from_numpy(np.array(b)).cuda().to(torch.float8_e4m3fn).t().contiguous().t()
+    one = torch.ones((), device="cuda", dtype=torch.float32)
+    for fast in (False, True):
+        def fn(fast=fast):
+            return torch._scaled_mm(ta, tb, scale_a=one, scale_b=one, out_dtype=torch.float32, use_fast_accum=fast)
+
+        fn()
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(10):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        med = statistics.median(times)
+        say(f"{f'cuBLASLt FP8 _scaled_mm fast_accum={fast}':48s} {n}^3  median {med * 1e3:9.3f} ms  {med / bf16_time:.2f}x bf16")
+
+
+def native():
+    n = int(os.environ.get("NN", "8192"))
+    a, b = operands(n)
+    f32 = f32_highest(n, a, b, reps=10)
+    bf16 = row("jnp.matmul bf16 operands, f32 result", n,
+               jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32)),
+               (a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)), 10, f32)
+    torch_fp8(a, b, n, bf16)
+    tensor = OperandSpec(nf.E4M3, granularity="tensor")
+    for name, cfg in (("qmatmul E4M3 per-tensor (fast path)", MatmulConfig(tensor, tensor)), ("qmatmul mxfp8", "mxfp8")):
+        t = row(name, n, jax.jit(lambda x, y, cfg=cfg: qmatmul(x, y, cfg)), (a, b), 10, f32)
+        say(f"{'':48s} {t / bf16:.2f}x bf16 (target <= 1.5x)")
+
+
+def tc():
+    n1, n2 = int(os.environ.get("N1", "2048")), int(os.environ.get("N2", "4096"))
+    plan = [(n1, "h100_fp8_fast_accum", 3)] + [(n2, p, r) for p, r in (
+        ("h100_fp8_fast_accum", 3), ("h100_fp8", 2), ("deepseek_v3_fp8", 2), ("h100_bf16", 2))]
+    for n, profile, reps in plan:
+        a, b = operands(n)
+        ref = f32_highest(n, a, b)
+        fn = jax.jit(lambda x, y, p=profile: qmatmul(x, y, p))
+        if n == n2 and profile == "h100_fp8_fast_accum" and os.environ.get("OUT"):
+            t0 = time.perf_counter()
+            compiled = fn.lower(a, b).compile()
+            say(f"compiled in {time.perf_counter() - t0:.1f} s")
+            with open(os.path.join(os.environ["OUT"], "hlo_fp8fast_4096.txt"), "w") as f:
+                f.write(compiled.as_text())
+        row(profile, n, fn, (a, b), reps, ref)
+
+
+def unroll():
+    n = int(os.environ.get("N1", "2048"))
+    a, b = operands(n)
+    ref = f32_highest(n, a, b)
+    for elements in (32, 256, 1024):  # trace-time setting: each variant compiles anew
+        tensorcore_kernel.UNROLL_ELEMENTS = elements
+        row(f"h100_fp8_fast_accum, UNROLL_ELEMENTS={elements}", n,
+            jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8_fast_accum")), (a, b), 3, ref)
+
+
+if __name__ == "__main__":
+    stage = sys.argv[1] if len(sys.argv) > 1 else "native"
+    say(f"# gpu_quick {stage}: {describe()}{'' if on_gpu() else ' (not a GPU: sizes as given)'}")
+    {"native": native, "tc": tc, "unroll": unroll}[stage]()
