@@ -27,6 +27,7 @@ profiles and the measurements.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import NamedTuple
@@ -73,6 +74,8 @@ def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
     """
     if spec.is_identity:
         return _Operand(x, None, None, x)
+    if spec.block_rows is not None:
+        return _quantize_tiles(x, spec, key)
     sch = spec.scheme
     q = quantize_with(x, sch, key=key, codes=False, elems=True, values=True)
     ev, fmt = q.elems, sch.fmt
@@ -88,6 +91,33 @@ def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
         return _Operand(elem, q.scale, q.tensor_scale, q.values)
     scale = q.scale.reshape(q.scale.shape[:2]) if q.scale.ndim else q.scale
     return _Operand(elem, None, scale, q.values)
+
+
+def _quantize_tiles(x, spec: OperandSpec, key) -> _Operand:
+    """``spec.block_rows x spec.block_size`` tiles of a canonical ``(B, R, K)`` operand, one scale each.
+
+    Each tile is laid out as one block of ``block_rows * block_size`` values along the
+    last axis and quantized by the one core (the same scale rule as any block); the
+    values go back to ``(B, R, K)`` and each tile's scale is repeated to its rows, so the
+    products see block scales ``(B, R, K // block_size)`` as for 1-D blocks. When
+    ``block_rows`` does not divide ``R``, the last tile has the rows that are left (zero
+    padding, which changes no tile's absmax), as DeepSeek-V3's reference kernels tile a
+    weight in ceil-div 128 x 128 blocks (``inference/kernel.py``, ``weight_dequant``).
+    """
+    B, R, K = x.shape
+    br, bk = spec.block_rows, spec.block_size
+    pad = (-R) % br
+    xp = jnp.pad(x, ((0, 0), (0, pad), (0, 0))) if pad else x
+    t = (R + pad) // br
+    tiles = xp.reshape(B, t, br, K // bk, bk).transpose(0, 1, 3, 2, 4).reshape(B, t, K // bk, br * bk)
+    sch = dataclasses.replace(spec.scheme, block_size=br * bk)
+    q = quantize_with(tiles, sch, key=key, codes=False, elems=True, values=True)
+
+    def back(v):  # (B, t, K // bk, br * bk) -> (B, R, K)
+        return v.reshape(B, t, K // bk, br, bk).transpose(0, 1, 3, 2, 4).reshape(B, t * br, K)[:, :R]
+
+    scale = jnp.repeat(q.scale.reshape(B, t, K // bk), br, axis=1)[:, :R]
+    return _Operand(back(q.elems), scale, q.tensor_scale, back(q.values))
 
 
 def _check_block(K, spec, what):

@@ -11,7 +11,7 @@ import dataclasses
 
 from numfmt import formats as _formats
 from numfmt.accumulator import Accumulator
-from numfmt.checks import check_bool
+from numfmt.checks import check_bool, check_int
 from numfmt.formats import IntFormat
 from numfmt.scheme import QuantScheme
 from numfmt.tensorcore import TensorCoreModel
@@ -33,6 +33,12 @@ class OperandSpec:
         contraction: the scheme's ``axis`` is the contraction axis, the one meaning of
         "channel" in numfmt) or ``"block"`` (``block_size`` consecutive contraction elements).
       block_size: for ``"block"``: must divide the contraction length (no padding).
+      block_rows: for ``"block"``: that many consecutive rows of the lhs (columns of the
+        rhs: the axis that is not contracted) share each block's scale, so that a scale
+        covers a ``block_rows x block_size`` tile (DeepSeek-V3's 128 x 128 weight tiles,
+        arXiv 2412.19437 section 3.3). When it does not divide that axis, the last tile
+        has the rows that are left (as DeepSeek-V3's reference kernels tile a weight in
+        ceil-div blocks). None: 1.
       scale_fmt: the scales' format (FP32, BF16, E8M0, E4M3, ...).
       scale_rounding: ``"floor"``, ``"ceil"`` or ``"nearest"`` (:mod:`numfmt.scaled`);
         None: floor for power-of-two scale formats (OCP MX), nearest otherwise.
@@ -52,6 +58,7 @@ class OperandSpec:
     fmt: object = _formats.FP32
     granularity: str = dataclasses.field(default="none", kw_only=True)
     block_size: int | None = dataclasses.field(default=None, kw_only=True)
+    block_rows: int | None = dataclasses.field(default=None, kw_only=True)
     scale_fmt: object = dataclasses.field(default=_formats.FP32, kw_only=True)
     scale_rounding: str | None = dataclasses.field(default=None, kw_only=True)
     rounding: str = dataclasses.field(default="nearest_even", kw_only=True)
@@ -68,6 +75,10 @@ class OperandSpec:
             raise ValueError("granularity='block' needs block_size, a positive int; got None")
         if self.granularity != "block" and self.block_size is not None:
             raise ValueError(f"block_size is for granularity='block', got granularity={self.granularity!r}")
+        if self.block_rows is not None:
+            if self.granularity != "block":
+                raise ValueError(f"block_rows is for granularity='block', got granularity={self.granularity!r}")
+            object.__setattr__(self, "block_rows", check_int(self.block_rows, "block_rows", lo=1))
         symmetric = check_bool(self.symmetric, "symmetric")
         if not symmetric and self.granularity not in ("tensor", "channel"):
             raise ValueError("symmetric=False (a zero point) needs an IntFormat with granularity 'tensor' or 'channel'")

@@ -48,14 +48,13 @@ _PROFILES = {
     "h100_fp16": _raw(_formats.FP16, _tc.H100_FP16),
     "h100_tf32": _raw(_formats.TF32, _tc.H100_TF32),
     "h100_fp32": _raw(_formats.FP32, _tc.H100_FP32),
-    # DeepSeek-V3 (arXiv 2412.19437) section 3.3: E4M3 operands with FP32 block scales of
-    # 128 contraction elements, the fast-accumulation tensor core, partial sums promoted
-    # to FP32 every 128 elements and multiplied by the two block scales there. NOT
-    # fitted to hardware (the recorded data hold no block scales; docs/matmul.md).
-    # Approximation: the weights' scales are 1 x 128 along K per output column, finer
-    # than DeepSeek's 128 x 128 weight blocks (OperandSpec has no 2-D block).
+    # DeepSeek-V3 (arXiv 2412.19437) section 3.3: E4M3 operands with FP32 scales, one per
+    # 1 x 128 activation block (along K) and one per 128 x 128 weight tile (128 output
+    # columns x 128 contraction elements), the fast-accumulation tensor core, partial
+    # sums promoted to FP32 every 128 elements and multiplied by the two block scales
+    # there. NOT fitted to hardware (the recorded data hold no block scales; docs/matmul.md).
     "deepseek_v3_fp8": MatmulConfig(
-        _E4M3_BLOCK128, _E4M3_BLOCK128,
+        _E4M3_BLOCK128, dataclasses.replace(_E4M3_BLOCK128, block_rows=128),
         dataclasses.replace(_tc.H100_FP8_FAST_ACCUM, promotion_interval=128, name="deepseek_v3_fp8")),
     # OCP Microscaling Formats (MX) v1.0: blocks of 32, E8M0 scales (floor rule, §6.3),
     # FP32 accumulation of the block dot products.

@@ -84,18 +84,37 @@ def _fma32(x, y, c):
                                                   nf.FP32))
 
 
+def _tiles_of(bt, rows, cols):
+    """Element values and scales of ``bt`` (N, K) quantized per ``rows x cols`` tile, each
+    tile on its own by the per-tensor quantizer: scales repeated to (N, K // cols)."""
+    N, K = bt.shape
+    eb, sb = np.zeros((N, K), np.float32), np.zeros((N, K // cols), np.float32)
+    for r in range(0, N, rows):
+        for c in range(0, K, cols):
+            q = nf.quantize_scaled(bt[r:r + rows, c:c + cols], nf.E4M3)
+            eb[r:r + rows, c:c + cols] = np.asarray(nf.decode(q.codes, nf.E4M3))
+            sb[r:r + rows, c // cols] = np.float32(q.scale)
+    return eb, sb
+
+
 def test_deepseek_v3_recipe_against_a_numpy_reference():
     """Each interval of 128: the fast-accumulation sum of the elements, then
-    ``total = RN(c * fl32(sa * sb) + total)`` (the recipe as documented; not fitted)."""
+    ``total = RN(c * fl32(sa * sb) + total)`` (the recipe as documented; not fitted),
+    with 1 x 128 activation blocks and 128 x 128 weight tiles (the last one partial,
+    72 columns, as DeepSeek-V3's reference kernels tile in ceil-div blocks)."""
     cfg = nf.matmul_profile("deepseek_v3_fp8")
-    M, N, K = 3, 2, 384
+    M, N, K = 3, 200, 384
     a = (RNG.standard_normal((M, K)) * np.repeat(2.0 ** RNG.integers(-8, 8, (M, 3)), 128, axis=1)).astype(np.float32)
-    b = RNG.standard_normal((K, N)).astype(np.float32)
+    # Columns of different magnitude inside each tile: 1 x 128 blocks would scale them apart.
+    b = (RNG.standard_normal((K, N)) * 2.0 ** RNG.integers(-6, 6, (1, N))).astype(np.float32)
     y = np.asarray(nf.qmatmul(a, b, cfg))
     qa = nf.quantize_scaled(a, nf.E4M3, axis=1, block_size=128)
-    qb = nf.quantize_scaled(b.T, nf.E4M3, axis=1, block_size=128)
-    ea, eb = (np.asarray(nf.decode(q.codes, nf.E4M3)) for q in (qa, qb))
-    sa, sb = np.asarray(qa.scale, np.float32), np.asarray(qb.scale, np.float32)
+    ea, sa = np.asarray(nf.decode(qa.codes, nf.E4M3)), np.asarray(qa.scale, np.float32)
+    eb, sb = _tiles_of(np.ascontiguousarray(b.T), 128, 128)
+    assert len(np.unique(sb)) == 2 * 3  # one scale per tile
+    # (The 1 x 128 blocks of earlier versions give other bits on these operands.)
+    rows = dataclasses.replace(cfg, rhs=dataclasses.replace(cfg.rhs, block_rows=None))
+    assert not np.array_equal(np.asarray(nf.qmatmul(a, b, rows)), y)
     total = np.zeros((M, N), np.float32)
     for i in range(K // 128):
         part = slice(128 * i, 128 * (i + 1))
@@ -106,9 +125,34 @@ def test_deepseek_v3_recipe_against_a_numpy_reference():
     np.testing.assert_array_equal(y, total)
     # Its stated accuracy: within the fast accumulator's truncation (2**-13 per block,
     # about 2**-12 per interval of 4 blocks) of the exact product of the quantized operands.
-    deq = np.asarray(qa.dequantize(), np.float64) @ np.asarray(qb.dequantize(), np.float64).T
-    mag = np.abs(np.asarray(qa.dequantize(), np.float64)) @ np.abs(np.asarray(qb.dequantize(), np.float64)).T
+    da = np.asarray(qa.dequantize(), np.float64)
+    db = eb.astype(np.float64) * np.repeat(sb, 128, axis=1)
+    deq, mag = da @ db.T, np.abs(da) @ np.abs(db).T
     assert np.all(np.abs(y - deq) <= 2.0**-10 * mag)
+
+
+def test_weight_tiles_bad_input_and_gradients():
+    spec = nf.OperandSpec(nf.E4M3, granularity="block", block_size=128, block_rows=128)
+    for bad, err in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(err, match="block_rows"):
+            dataclasses.replace(spec, block_rows=bad)
+    with pytest.raises(ValueError, match="block_rows is for granularity='block'"):
+        nf.OperandSpec(nf.E4M3, granularity="channel", block_rows=128)
+    a, b = RNG.standard_normal((4, 256)).astype(np.float32), RNG.standard_normal((256, 200)).astype(np.float32)
+    # Tiles on the lhs too: 4 rows in one partial tile, so one scale per 128 of K for all rows.
+    y = nf.qmatmul(a, b[:, :128], nf.MatmulConfig(spec, spec))
+    whole = dataclasses.replace(spec, granularity="tensor", block_size=None, block_rows=None)
+    y1 = nf.qmatmul(a[:, :128], b[:128, :128], nf.MatmulConfig(whole, whole))
+    y2 = nf.qmatmul(a[:, 128:], b[128:, :128], nf.MatmulConfig(whole, whole))
+    np.testing.assert_allclose(y, y1 + y2, rtol=1e-5, atol=1e-5)  # (each K block: one tile per operand)
+    # The backward products take the tiles across the other axis (the rows become the
+    # forward's contraction): finite, and the exact product's gradients within the
+    # quantization error.
+    ga, gb = jax.grad(lambda a, b: jnp.sum(nf.qmatmul(a, b, "deepseek_v3_fp8") ** 2), argnums=(0, 1))(a, b)
+    ra, rb = jax.grad(lambda a, b: jnp.sum((a @ b) ** 2), argnums=(0, 1))(a, b)
+    for g, r in ((ga, ra), (gb, rb)):
+        assert np.all(np.isfinite(g))
+        assert np.linalg.norm(g - r) <= 0.15 * np.linalg.norm(r)
 
 
 def test_gradients_through_a_tensorcore_accumulator():
