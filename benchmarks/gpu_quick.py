@@ -20,15 +20,15 @@ references timed in the same run (docs/benchmarks.md, "GPU runs").
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 
 import jax
 import jax.numpy as jnp
+from bench_matmul import torch_fp8_cases
 from jax import lax
 from machine import describe
-from timing import on_gpu
+from timing import Case, on_gpu, round_robin, wall_timer
 
 import numfmt as nf
 from numfmt import tensorcore_kernel
@@ -45,19 +45,12 @@ def operands(n):
 
 
 def row(name, n, fn, args, reps, ref=None):
-    """Time ``fn(*args)``; print one line; return the median (s)."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    ratio = "" if ref is None else f"  {med / ref:.2f}x the reference"
-    say(f"{name:48s} {n}^3  first {first * 1e3:9.1f} ms  median {med * 1e3:9.3f} ms  min {min(times) * 1e3:9.3f} ms{ratio}")
-    return med
+    """Time ``fn(*args)`` (its first call, then ``timing.round_robin``); print one line; return the median (s)."""
+    first = wall_timer(fn, args)
+    t = round_robin({name: Case(fn, args)}, reps, warmup=0)[name]
+    ratio = "" if ref is None else f"  {t.median / ref:.2f}x the reference"
+    say(f"{name:48s} {n}^3  first {first * 1e3:9.1f} ms  median {t.median * 1e3:9.3f} ms  min {t.min * 1e3:9.3f} ms{ratio}")
+    return t.median
 
 
 def f32_highest(n, a, b, reps=5):
@@ -66,31 +59,13 @@ def f32_highest(n, a, b, reps=5):
 
 
 def torch_fp8(a, b, n, bf16_time):
-    try:
-        import numpy as np
-        import torch
-    except ImportError:
-        say("cuBLASLt FP8 left out: torch is not installed")
+    """cuBLASLt FP8 through ``torch._scaled_mm``, as bench_matmul times it (CUDA events)."""
+    cases = torch_fp8_cases(a, b)
+    if isinstance(cases, str):
+        say(f"cuBLASLt FP8 left out: {cases}")
         return
-    ta = torch.from_numpy(np.array(a)).cuda().to(torch.float8_e4m3fn)
-    tb = torch.from_numpy(np.array(b)).cuda().to(torch.float8_e4m3fn).t().contiguous().t()
-    one = torch.ones((), device="cuda", dtype=torch.float32)
-    for fast in (False, True):
-        def fn(fast=fast):
-            return torch._scaled_mm(ta, tb, scale_a=one, scale_b=one, out_dtype=torch.float32, use_fast_accum=fast)
-
-        fn()
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(10):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        med = statistics.median(times)
-        say(f"{f'cuBLASLt FP8 _scaled_mm fast_accum={fast}':48s} {n}^3  median {med * 1e3:9.3f} ms  {med / bf16_time:.2f}x bf16")
+    for name, t in round_robin(cases, 10, warmup=1).items():
+        say(f"{name:48s} {n}^3  median {t.median * 1e3:9.3f} ms  {t.median / bf16_time:.2f}x bf16")
 
 
 def native():
