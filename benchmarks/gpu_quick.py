@@ -10,6 +10,7 @@ FP8 rows are timed with CUDA events.
                                                                # qmatmul E4M3 per-tensor and mxfp8 (target <= 1.5x bf16)
     JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py tc       # tensor-core profiles at 2048^3 and 4096^3 (target <= 20x f32)
     JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py unroll   # h100_fp8_fast_accum at 2048^3, K-loop unroll variants
+    JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py tcparts  # one block step of it at 4096^2 outputs, and its parts
 
 Sizes: ``NN`` (native, default 8192), ``N1`` / ``N2`` (tensor-core, 2048 / 4096) from the
 environment. With ``OUT`` set, ``tc`` writes the optimized HLO of the 4096^3
@@ -109,7 +110,45 @@ def unroll():
             jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8_fast_accum")), (a, b), 3, ref)
 
 
+def tcparts():
+    """Where one block step of ``h100_fp8_fast_accum`` spends its time, at ``N2``^2 outputs.
+
+    Rows: the whole product over K = ``N2`` (per step: divided by its steps); one step
+    alone (``_block_fast`` on the first block, outside the loop); its parts, each jitted
+    on its own: the exponent products (``levels`` matrix products of K = block size)
+    and the aligned, truncated products summed in int32 (one fused reduction). A step
+    alone much cheaper than the loop's per-step time points at the loop (carries,
+    copies, launches); parts much cheaper than the step point at the (M, N) elementwise work.
+    """
+    from numfmt import tensorcore as tc
+    from numfmt.formats import E4M3
+
+    n = int(os.environ.get("N2", "4096"))
+    model = tc.H100_FP8_FAST_ACCUM
+    bs, steps = model.block_size, n // model.block_size
+    a, b = (nf.quantize(v, E4M3) for v in operands(n))
+    whole = row("tensorcore_dot, whole product", n, jax.jit(lambda x, y: tc.tensorcore_dot(x, y.T, model)), (a, b), 3)
+    say(f"{'':48s} {whole / steps * 1e3:.3f} ms per step of {bs} ({steps} steps)")
+    nlev = tensorcore_kernel.levels(model) or 1
+
+    def first_block(x, y):
+        fa = tensorcore_kernel._fast_operand(*tensorcore_kernel.decompose(x, E4M3)[:2], bs)
+        fb = tensorcore_kernel._fast_operand(*tensorcore_kernel.decompose(y, E4M3)[:2], bs)
+        blk_a = (fa[0][:, :bs], fa[1][:, :bs], fa[2][:, 0])
+        blk_b = (fb[0][:, :bs].T, fb[1][:, :bs].T, fb[2][:, 0])
+        return tensorcore_kernel._block_fast(model, jnp.zeros((n, n), jnp.float32), blk_a, blk_b, nlev)
+
+    row("one block step (_block_fast, operands included)", n, jax.jit(first_block), (a, b.T), 5)
+    xa, xb = a[:, :bs], b[:bs, :]
+    row(f"its exponent products ({nlev} x K={bs}, HIGHEST)", n, jax.jit(lambda x, y: [
+        jnp.einsum("mi,in->mn", x * (j + 1), y, precision=lax.Precision.HIGHEST) for j in range(nlev)]), (xa, xb), 5)
+    scale = jnp.ones((n, n), jnp.float32)
+    row("its aligned products, int32 sum (one reduction)", n, jax.jit(
+        lambda x, y, s: jnp.sum(((x[:, :, None] * y[None, :, :]) * s[:, None, :]).astype(jnp.int32), axis=1)),
+        (xa, xb, scale), 5)
+
+
 if __name__ == "__main__":
     stage = sys.argv[1] if len(sys.argv) > 1 else "native"
     say(f"# gpu_quick {stage}: {describe()}{'' if on_gpu() else ' (not a GPU: sizes as given)'}")
-    {"native": native, "tc": tc, "unroll": unroll}[stage]()
+    {"native": native, "tc": tc, "unroll": unroll, "tcparts": tcparts}[stage]()
