@@ -16,7 +16,7 @@
 #         whole set of tables, takes longer than a short lease on a GPU.
 # suite   the whole default test suite on the GPU (issue 15), JAX_PLATFORMS=cuda, one
 #         line per test (so a stopped run still says what failed): about 250 s on 12
-#         workers of an H100 machine (2026-11-26: 1,496 of 1,775 tests in 200 s).
+#         workers of an H100 machine (2026-11-26: 1,497 tests, 83 %, in 200 s).
 #
 # Everything a stage prints goes to $OUT/<stage>.txt; the lines that matter are echoed.
 # The stages are independent, so a short lease can run them one call at a time.
