@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check numfmt has, as one prepared run for a GPU lent for minutes.
 #
-#   OUT=/tmp/gpu bash benchmarks/gpu_session.sh [checks] [bench] [suite]   (default: all three)
+#   OUT=/tmp/gpu bash benchmarks/gpu_session.sh [checks] [bench] [suite] [record]   (default: the first three)
 #
 # checks  tests/test_tensorcore_gpu.py (the tensor-core models against live cuBLASLt,
 #         cuBLAS and XLA products on fresh operands) and tests/test_cross_backend_gpu.py
@@ -11,9 +11,12 @@
 #         10 of the 14 cross-backend cases beside a running suite).
 # bench   benchmarks/bench_scaled.py --short and benchmarks/gpu_quick.py (the matmul
 #         targets at 8192^3; one block step of the FP8 model at 4096^2 outputs and its
-#         parts; the tensor-core profiles at 2048^3 and 4096^3; each row printed when timed): about 4 minutes, most of it the first compilation of a
+#         parts; the tensor-core profiles at 2048^3 and 4096^3; each row printed when
+#         timed): about 4 minutes, most of it the first compilation of a
 #         tensor-core profile at 4096^3 (108 s on the H100). run_all.py --short, the
 #         whole set of tables, takes longer than a short lease on a GPU.
+# record  benchmarks/record_hardware.py --out $OUT/h100: the H100 data again, and
+#         xla_inexact_parts.npz (XLA's split-K dots with inexact parts, not yet fitted).
 # suite   the whole default test suite on the GPU (issue 15), JAX_PLATFORMS=cuda, one
 #         line per test (so a stopped run still says what failed): about 250 s on 12
 #         workers of an H100 machine (2026-11-26: 1,497 tests, 83 %, in 200 s).
@@ -60,7 +63,12 @@ for stage in "${stages[@]}"; do
         -m "not exhaustive and not slow" -rfE --tb=short "${par[@]}" > "$OUT/suite.txt" 2>&1
       grep -E "(FAILED|ERROR) tests/|passed|failed" "$OUT/suite.txt" | tail -40
       echo "tests run: $(grep -cE "(PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR) tests/" "$OUT/suite.txt")" ;;
-    *) echo "unknown stage $stage (checks, bench, suite)"; exit 2 ;;
+    record)
+      # Not in the default set: re-records the H100 data, with xla_inexact_parts.npz (issue 12's open fit).
+      say "record"
+      timeout 300 "$PY" benchmarks/record_hardware.py --out "$OUT/h100" > "$OUT/record.txt" 2>&1
+      cat "$OUT/record.txt" ;;
+    *) echo "unknown stage $stage (checks, bench, suite, record)"; exit 2 ;;
   esac
 done
 say "done"
