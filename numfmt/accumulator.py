@@ -107,8 +107,9 @@ class Accumulator:
         block scales or NVFP4's E4M3 block scales; per-tensor and per-channel scales and
         NVFP4's tensor scale are applied after the product), the product runs on bf16
         operands with a float32 result, i.e. on the tensor cores, whose accumulation is
-        the hardware's (``numfmt.tensorcore.H100_BF16`` models the H100's), not the
-        idealized float32 sum; elsewhere as ``"highest"``. ``"highest"``: the
+        the hardware's as XLA's kernel forms it (``numfmt.tensorcore.H100_BF16`` models
+        the H100's cuBLAS products and XLA's at small K, not XLA's split-K kernel at
+        large K: docs/matmul.md), not the idealized float32 sum; elsewhere as ``"highest"``. ``"highest"``: the
         dequantized operands in one float32 matmul at ``precision=HIGHEST`` on every
         backend. docs/matmul.md gives the rule.
 
