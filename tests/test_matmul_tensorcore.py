@@ -145,6 +145,12 @@ def test_weight_tiles_bad_input_and_gradients():
     y1 = nf.qmatmul(a[:, :128], b[:128, :128], nf.MatmulConfig(whole, whole))
     y2 = nf.qmatmul(a[:, 128:], b[128:, :128], nf.MatmulConfig(whole, whole))
     np.testing.assert_allclose(y, y1 + y2, rtol=1e-5, atol=1e-5)  # (each K block: one tile per operand)
+    # Batched operands: each batch element has its own tiles (the same bits as one at a time).
+    ab = RNG.standard_normal((2, 4, 256)).astype(np.float32)
+    bb = RNG.standard_normal((2, 256, 200)).astype(np.float32)
+    yb = np.asarray(nf.qmatmul(ab, bb, "deepseek_v3_fp8"))
+    for i in range(2):
+        np.testing.assert_array_equal(yb[i], np.asarray(nf.qmatmul(ab[i], bb[i], "deepseek_v3_fp8")))
     # The backward products take the tiles across the other axis (the rows become the
     # forward's contraction): finite, and the exact product's gradients within the
     # quantization error.
