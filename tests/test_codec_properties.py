@@ -138,10 +138,16 @@ def int_formats(draw):
 
 
 def _fits_float32(fmt) -> bool:
-    """Whether every value of ``fmt`` is a float32 (so ``quantize`` on float32 is exact)."""
+    """Whether every value of ``fmt`` is a float32 (so ``quantize`` on float32 is exact).
+
+    A float format's lowest binade steps by ``min_normal * 2**-man_bits`` with or
+    without subnormals (without them, ``min_normal`` itself needs every mantissa bit
+    below it): that step, not the smallest value, must be a float32 step.
+    """
     if fmt.kind == "int":
         return fmt.bits <= 24
-    return fmt.max <= F32_MAX and fmt.min_subnormal >= float(F32.smallest_subnormal)
+    step = fmt.min_normal * 2.0 ** -fmt.man_bits
+    return fmt.man_bits <= 23 and fmt.max <= F32_MAX and step >= float(F32.smallest_subnormal)
 
 
 # ---- comparison with the oracle -------------------------------------------------------
