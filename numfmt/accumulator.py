@@ -109,9 +109,9 @@ class Accumulator:
         operands with a float32 result, i.e. on the tensor cores, whose accumulation is
         the hardware's as XLA's kernel forms it (``numfmt.tensorcore.H100_BF16`` models
         the H100's cuBLAS products and XLA's at small K, not XLA's split-K kernel at
-        large K: docs/matmul.md), not the idealized float32 sum; elsewhere as ``"highest"``. ``"highest"``: the
-        dequantized operands in one float32 matmul at ``precision=HIGHEST`` on every
-        backend. docs/matmul.md gives the rule.
+        large K: docs/matmul.md), not the idealized float32 sum; elsewhere as
+        ``"highest"``. ``"highest"``: the dequantized operands in one float32 matmul at
+        ``precision=HIGHEST`` on every backend. docs/matmul.md gives the rule.
 
     This is the emulated accumulator a user configures (a BF16 or stochastic running
     sum, say); the hardware's accumulation is :class:`numfmt.tensorcore.TensorCoreModel`.

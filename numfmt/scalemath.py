@@ -192,10 +192,9 @@ def _stand_in(v, lay):
     """``v`` with its subnormals replaced by ``+-1``: a product or quotient with a zero,
     inf or NaN operand is the same for both, and ``+-1`` is not flushed on any backend."""
     mag = _bits.magnitude_bits(v, lay)
-    one = lax.bitcast_convert_type(jnp.asarray(1, v.dtype), lay.uint)
     sign = lax.bitcast_convert_type(v, lay.uint) & ~lay.uint((1 << (lay.width - 1)) - 1)
     sub = (mag != 0) & (mag < lay.uint(1 << lay.man))
-    return jnp.where(sub, lax.bitcast_convert_type(sign | one, v.dtype), v)
+    return jnp.where(sub, lax.bitcast_convert_type(sign | _one_bits(lay), v.dtype), v)
 
 
 def _general(op, v, s):
@@ -212,13 +211,13 @@ def _general(op, v, s):
     sign_mask = ~U((1 << (lay.width - 1)) - 1)
     s_neg = lax.bitcast_convert_type(s, U) & sign_mask
     flipped = lax.bitcast_convert_type(lax.bitcast_convert_type(v, U) ^ s_neg, v.dtype)  # the sign of s, moved onto v
-    s_abs = lax.bitcast_convert_type(jnp.where(plain, one_bits(lay), ms), v.dtype)
+    s_abs = lax.bitcast_convert_type(jnp.where(plain, _one_bits(lay), ms), v.dtype)
     exact = op(flipped, s_abs)
     special = (_stand_in(v, lay) * _stand_in(s, lay)) if op is _bits.multiply else (_stand_in(v, lay) / _stand_in(s, lay))
     return jnp.where(plain, special, exact)
 
 
-def one_bits(lay):
+def _one_bits(lay):
     """The bits of 1.0 in ``lay``'s type."""
     return lay.uint(lay.bias << lay.man)
 

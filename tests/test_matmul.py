@@ -15,9 +15,9 @@ from jax import lax
 import numfmt as nf
 from numfmt import mx, scaled
 from numfmt.accumulator import Accumulator
+from numfmt.formats import E8M13
 from numfmt.matmul import MatmulConfig, OperandSpec, dot_general, qmatmul
 from numfmt.matmul_profiles import MATMUL_PROFILES, matmul_profile
-from numfmt.tensorcore import E8M13
 from numfmt.testing import reference_decode, reference_round
 
 RNG = np.random.default_rng(1234)

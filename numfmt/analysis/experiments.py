@@ -19,7 +19,6 @@ from numfmt import mx as _mx
 from numfmt import scaled as _scaled
 from numfmt.formats import FloatFormat
 from numfmt.rounding import ROUNDING_MODES
-from numfmt.tensorcore import E8M13
 
 __all__ = [
     "ALL_ROUNDINGS",
@@ -80,7 +79,7 @@ def plan(formats=None, quick: bool = False, seed: int = 0) -> Plan:
         rows=64 if quick else 256,
         cols=256 if quick else 1024,
         scales=tuple(2.0 ** k for k in range(-32, 32, 2)),
-        accumulators=(_formats.BF16, _formats.FP16) if quick else (_formats.FP32, _formats.BF16, _formats.FP16, E8M13),
+        accumulators=(_formats.BF16, _formats.FP16) if quick else (_formats.FP32, _formats.BF16, _formats.FP16, _formats.E8M13),
         k_max=2048 if quick else 8192,
         trials=32 if quick else 64,
         schemes=("cast", "tensor", "mx", "nvfp4") if quick else ("cast", "tensor", "row", "block32", "mx", "nvfp4"),
