@@ -26,14 +26,14 @@ import time
 
 import jax
 import jax.numpy as jnp
-from bench_matmul import torch_fp8_cases
+from bench_matmul import BF16, F32, cases_at, targets
 from jax import lax
 from machine import describe
 from timing import Case, on_gpu, round_robin, wall_timer
 
 import numfmt as nf
 from numfmt import tensorcore_kernel
-from numfmt.matmul import MatmulConfig, OperandSpec, qmatmul
+from numfmt.matmul import qmatmul
 
 
 def say(*args):
@@ -59,28 +59,25 @@ def f32_highest(n, a, b, reps=5):
                jax.jit(lambda x, y: jnp.matmul(x, y, precision=lax.Precision.HIGHEST)), (a, b), reps)
 
 
-def torch_fp8(a, b, n, bf16_time):
-    """cuBLASLt FP8 through ``torch._scaled_mm``, as bench_matmul times it (CUDA events)."""
-    cases = torch_fp8_cases(a, b)
-    if isinstance(cases, str):
-        say(f"cuBLASLt FP8 left out: {cases}")
-        return
-    for name, t in round_robin(cases, 10, warmup=1).items():
-        say(f"{name:48s} {n}^3  median {t.median * 1e3:9.3f} ms  {t.median / bf16_time:.2f}x bf16")
-
-
 def native():
+    """bench_matmul's native rows (its cases, operands and targets), each printed when timed."""
     n = int(os.environ.get("NN", "8192"))
-    a, b = operands(n)
-    f32 = f32_highest(n, a, b, reps=10)
-    bf16 = row("jnp.matmul bf16 operands, f32 result", n,
-               jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32)),
-               (a.astype(jnp.bfloat16), b.astype(jnp.bfloat16)), 10, f32)
-    torch_fp8(a, b, n, bf16)
-    tensor = OperandSpec(nf.E4M3, granularity="tensor")
-    for name, cfg in (("qmatmul E4M3 per-tensor (fast path)", MatmulConfig(tensor, tensor)), ("qmatmul mxfp8", "mxfp8")):
-        t = row(name, n, jax.jit(lambda x, y, cfg=cfg: qmatmul(x, y, cfg)), (a, b), 10, f32)
-        say(f"{'':48s} {t / bf16:.2f}x bf16 (target <= 1.5x)")
+    cases, notes = cases_at(n, native=True, emulated=False)
+    for note in notes:
+        say(note)
+    goal, times = targets(), {}
+    for name, case in cases.items():
+        if case.timer is None:  # a JAX case: its first call (compilation) is printed too
+            times[name] = row(name, n, case.fn, case.args, 10, times.get(F32))
+        else:  # torch's cuBLASLt rows time themselves (CUDA events)
+            times[name] = round_robin({name: case}, 10, warmup=1)[name].median
+            say(f"{name:48s} {n}^3  median {times[name] * 1e3:9.3f} ms")
+        if BF16 in times and name != BF16:
+            say(f"{'':48s} {times[name] / times[BF16]:.2f}x bf16")
+        if name in goal:
+            ref, bound = goal[name]
+            say(f"{'':48s} target: <= {bound:g}x {'bf16' if ref == BF16 else 'f32 HIGHEST'}: "
+                f"{times[name] / times[ref]:.2f}x")
 
 
 def tc():
