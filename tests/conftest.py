@@ -1,4 +1,4 @@
-"""Shared pytest configuration: the hypothesis profiles.
+"""Shared pytest configuration: the hypothesis profiles, and the ``on_gpu`` fixture.
 
 ``default`` keeps the whole suite quick on a laptop; ``ci`` draws more examples.
 Choose one with ``HYPOTHESIS_PROFILE=ci python -m pytest`` (or pytest's
@@ -8,7 +8,11 @@ function compiles, which would trip one.
 
 import os
 
+import jax
+import pytest
 from hypothesis import HealthCheck, settings
+
+from numfmt import matmul
 
 settings.register_profile(
     "default",
@@ -24,3 +28,16 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def on_gpu(monkeypatch):
+    """Trace the matmul as for a GPU (``numfmt.matmul._on_gpu`` forced), on this backend.
+
+    jax caches the traces of inner jitted functions: cleared before and after, so that
+    neither this trace nor a later CPU test reuses a trace of the other route.
+    """
+    monkeypatch.setattr(matmul, "_on_gpu", lambda: True)
+    jax.clear_caches()
+    yield
+    jax.clear_caches()

@@ -96,18 +96,12 @@ def test_the_precision_check_sees_a_default_precision_dot():
 
 
 @pytest.mark.parametrize("name", ["qmatmul[mxfp8]", "qmatmul[mxfp4]", "qmatmul[nvfp4]", "dot_general"])
-def test_the_gpu_bf16_route_is_a_bf16_dot(name, monkeypatch):
+def test_the_gpu_bf16_route_is_a_bf16_dot(name, on_gpu):
     # What a GPU trace of these products runs (the fast path's bf16 route, found on an
-    # H100 by the test above): traced here with the backend check forced, the only float
-    # dots have bfloat16 operands and a float32 result, so the check above passes them.
-    # (jax caches the traces of inner jitted functions: cleared before and after, so that
-    # neither this trace nor a later CPU test reuses a trace of the other route.)
-    jax.clear_caches()
-    monkeypatch.setattr(nf.matmul, "_on_gpu", lambda: True)
-    try:
-        found, bad = _float_dots_below_highest(PRODUCTS[name], A, B)
-    finally:
-        jax.clear_caches()
+    # H100 by the test above): traced here with the backend check forced (conftest's
+    # on_gpu), the only float dots have bfloat16 operands and a float32 result, so the
+    # check above passes them.
+    found, bad = _float_dots_below_highest(PRODUCTS[name], A, B)
     assert not bad, bad
     floats = [d for d in found if any(jnp.issubdtype(t, jnp.floating) for t in d[1])]
     assert floats and all(t == jnp.bfloat16 for d in floats for t in d[1]), floats

@@ -49,14 +49,6 @@ NOT_ELIGIBLE = {
 }
 
 
-@pytest.fixture
-def on_gpu(monkeypatch):
-    monkeypatch.setattr(matmul, "_on_gpu", lambda: True)
-    jax.clear_caches()
-    yield
-    jax.clear_caches()
-
-
 def _data():
     return RNG.standard_normal((2, 24, 64)).astype(np.float32), RNG.standard_normal((2, 40, 64)).astype(np.float32)
 
