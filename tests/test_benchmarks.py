@@ -80,3 +80,24 @@ def test_reps_follow_short_and_reps(short, reps, want):
     timing.add_common_args(parser, reps=15)
     argv = (["--short"] if short else []) + ([] if reps is None else ["--reps", str(reps)])
     assert timing.reps_of(parser.parse_args(argv)) == want
+
+
+def test_profile_kernels_times_the_kernels_of_the_compiled_module():
+    """benchmarks/profile_kernels.py: the kernels it reports are the compiled module's
+    (its conditional left out, the kernels inside it counted), each timed once per call."""
+    import jax
+    import profile_kernels as pk
+    from jax import lax
+
+    fn = jax.jit(lambda a: lax.cond(a[0] >= 0, lambda v: jnp.exp(v) * 2.0, lambda v: v - 1.0, a) + jnp.sum(a))
+    x = jnp.arange(1 << 16, dtype=jnp.float32) / (1 << 16)
+    compiled = fn.lower(x).compile()
+    names = pk.kernel_names(compiled)
+    ops = dict(pk._INSTRUCTION.findall(compiled.as_text()))
+    assert "conditional" in ops.values()  # the module has one, and it is not a kernel
+    assert all(ops[n] not in pk._WRAPPERS for n in names) and len(names) >= 2
+    wall, kernels = pk.profile_case(fn, (x,), calls=3)
+    assert wall > 0
+    assert kernels and set(kernels) <= names
+    assert all(count == 1 for _, count in kernels.values())  # one run of each kernel per call
+    assert all(ns > 0 for ns, _ in kernels.values())
