@@ -11,6 +11,8 @@ FP8 rows are timed with CUDA events.
     JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py tc       # tensor-core profiles at 2048^3 and 4096^3 (target <= 20x f32)
     JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py unroll   # h100_fp8_fast_accum at 2048^3, K-loop unroll variants
     JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py tcparts  # one block step of it at 4096^2 outputs, and its parts
+    JAX_PLATFORMS=cuda python benchmarks/gpu_quick.py layouts  # the products laid out (M, n, N) vs (M, N, n):
+                                                               # one block step at 4096^2, the product at 2048^3
 
 Sizes: ``NN`` (native, default 8192), ``N1`` / ``N2`` (tensor-core, 2048 / 4096) from the
 environment. With ``OUT`` set, ``tc`` writes the optimized HLO of the 4096^3
@@ -128,14 +130,7 @@ def tcparts():
     say(f"{'':48s} {whole / steps * 1e3:.3f} ms per step of {bs} ({steps} steps)")
     nlev = tensorcore_kernel.levels(model) or 1
 
-    def first_block(x, y):
-        fa = tensorcore_kernel._fast_operand(*tensorcore_kernel.decompose(x, E4M3)[:2], bs)
-        fb = tensorcore_kernel._fast_operand(*tensorcore_kernel.decompose(y, E4M3)[:2], bs)
-        blk_a = (fa[0][:, :bs], fa[1][:, :bs], fa[2][:, 0])
-        blk_b = (fb[0][:, :bs].T, fb[1][:, :bs].T, fb[2][:, 0])
-        return tensorcore_kernel._block_fast(model, jnp.zeros((n, n), jnp.float32), blk_a, blk_b, nlev)
-
-    row("one block step (_block_fast, operands included)", n, jax.jit(first_block), (a, b.T), 5)
+    row("one block step (_block_fast, operands included)", n, jax.jit(first_block(model, n, nlev)), (a, b.T), 5)
     xa, xb = a[:, :bs], b[:bs, :]
     row(f"its exponent products ({nlev} x K={bs}, HIGHEST)", n, jax.jit(lambda x, y: [
         jnp.einsum("mi,in->mn", x * (j + 1), y, precision=lax.Precision.HIGHEST) for j in range(nlev)]), (xa, xb), 5)
@@ -145,7 +140,56 @@ def tcparts():
         (xa, xb, scale), 5)
 
 
+def first_block(model, n, nlev, minor=None):
+    """One fast-path block step of ``model`` on the first block of (n, K) operands, in the
+    layout of ``minor`` (default: the backend's, ``tensorcore_kernel.reduce_minor``)."""
+    from numfmt.formats import E4M3
+
+    bs = model.block_size
+    minor = tensorcore_kernel.reduce_minor() if minor is None else minor
+
+    def step(x, y):
+        fa = tensorcore_kernel._fast_operand(*tensorcore_kernel.decompose(x, E4M3)[:2], bs)
+        fb = tensorcore_kernel._fast_operand(*tensorcore_kernel.decompose(y, E4M3)[:2], bs)
+        blk_a = (fa[0][:, :bs], fa[1][:, :bs], fa[2][:, 0])
+        blk_b = (fb[0][:, :bs], fb[1][:, :bs], fb[2][:, 0]) if minor else (fb[0][:, :bs].T, fb[1][:, :bs].T, fb[2][:, 0])
+        return tensorcore_kernel._block_fast(model, jnp.zeros((n, n), jnp.float32), blk_a, blk_b, nlev, minor=minor)
+
+    return step
+
+
+def layouts():
+    """The two layouts of a block's products (``tensorcore_kernel.reduce_minor``): (M, n, N)
+    summed over n, the CPU's, and (M, N, n) summed over the minor axis, the GPU's by
+    default: one block step at ``N2``^2 outputs and the whole ``h100_fp8_fast_accum``
+    product at ``N1``^3, each in both; the same bits (printed)."""
+    from numfmt import tensorcore as tc
+    from numfmt.formats import E4M3
+
+    n1, n2 = int(os.environ.get("N1", "2048")), int(os.environ.get("N2", "4096"))
+    model = tc.H100_FP8_FAST_ACCUM
+    nlev = tensorcore_kernel.levels(model) or 1
+    a, b = (nf.quantize(v, E4M3) for v in operands(n2))
+    for minor in (False, True):
+        name = "(M, N, n) minor-axis sum" if minor else "(M, n, N) sum over n"
+        row(f"one block step, {name}", n2, jax.jit(first_block(model, n2, nlev, minor)), (a, b), 5)
+    a, b = operands(n1)
+    ref = f32_highest(n1, a, b)
+    saved, outs = tensorcore_kernel.reduce_minor, []
+    try:
+        for minor in (False, True):
+            tensorcore_kernel.reduce_minor = lambda backend=None, m=minor: m  # read at trace time
+            fn = jax.jit(lambda x, y: qmatmul(x, y, "h100_fp8_fast_accum"))
+            name = "(M, N, n) minor-axis sum" if minor else "(M, n, N) sum over n"
+            row(f"h100_fp8_fast_accum, {name}", n1, fn, (a, b), 3, ref)
+            outs.append(fn(a, b))
+    finally:
+        tensorcore_kernel.reduce_minor = saved
+    same = bool(jnp.all(lax.bitcast_convert_type(outs[0], jnp.uint32) == lax.bitcast_convert_type(outs[1], jnp.uint32)))
+    say(f"{'':48s} the two layouts give the same bits: {same}")
+
+
 if __name__ == "__main__":
     stage = sys.argv[1] if len(sys.argv) > 1 else "native"
     say(f"# gpu_quick {stage}: {describe()}{'' if on_gpu() else ' (not a GPU: sizes as given)'}")
-    {"native": native, "tc": tc, "unroll": unroll, "tcparts": tcparts}[stage]()
+    {"native": native, "tc": tc, "unroll": unroll, "tcparts": tcparts, "layouts": layouts}[stage]()

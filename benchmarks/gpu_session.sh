@@ -11,8 +11,9 @@
 #         10 of the 14 cross-backend cases beside a running suite).
 # bench   benchmarks/bench_scaled.py --short and benchmarks/gpu_quick.py (the matmul
 #         targets at 8192^3; one block step of the FP8 model at 4096^2 outputs and its
-#         parts; the tensor-core profiles at 2048^3 and 4096^3; each row printed when
-#         timed): about 4 minutes, most of it the first compilation of a
+#         parts; both layouts of a block's products (tensorcore_kernel.reduce_minor);
+#         the tensor-core profiles at 2048^3 and 4096^3; each row printed when
+#         timed): about 5 minutes, most of it the first compilation of a
 #         tensor-core profile at 4096^3 (108 s on the H100). run_all.py --short, the
 #         whole set of tables, takes longer than a short lease on a GPU.
 # profile benchmarks/profile_kernels.py scaled matmul tc: each slow row of bench split into
@@ -56,6 +57,8 @@ for stage in "${stages[@]}"; do
       cat "$OUT/gpu_quick_native.txt"
       JAX_PLATFORMS=cuda timeout 90 "$PY" benchmarks/gpu_quick.py tcparts > "$OUT/gpu_quick_tcparts.txt" 2>&1
       cat "$OUT/gpu_quick_tcparts.txt"
+      JAX_PLATFORMS=cuda timeout 150 "$PY" benchmarks/gpu_quick.py layouts > "$OUT/gpu_quick_layouts.txt" 2>&1
+      cat "$OUT/gpu_quick_layouts.txt"
       JAX_PLATFORMS=cuda OUT="$OUT" timeout 240 "$PY" benchmarks/gpu_quick.py tc > "$OUT/gpu_quick_tc.txt" 2>&1
       cat "$OUT/gpu_quick_tc.txt" ;;
     profile)

@@ -134,8 +134,9 @@ def _high(k, bits: int):
     return jnp.trunc(k * _F32(2.0**-bits)) * _F32(2.0**bits)
 
 
-def _finish(model, c, x, c_sig, c_exp, big_e):
-    """Sum the aligned products ``x`` (…, M, n, N) truncated, add ``c``, normalize once.
+def _finish(model, c, x, c_sig, c_exp, big_e, axis: int = -2):
+    """Sum the aligned products ``x`` (…, M, n, N), or (…, M, N, n) with ``axis=-1``
+    (:func:`reduce_minor`), truncated, add ``c``, normalize once.
 
     ``x`` holds each product in units of ``2**(E - w)``: its kept bits are its integer
     part, at most ``w + 2`` bits. They are summed in int32 (associative, so XLA
@@ -149,11 +150,11 @@ def _finish(model, c, x, c_sig, c_exp, big_e):
     k = (x if model.alignment_rounding == "toward_zero" else chop(x)).astype(_I32)
     if _split_sum(model):
         cut = 12
-        hi = jnp.sum(k >> cut, axis=-2).astype(_F32) * _F32(2.0**cut)
-        lo = jnp.sum(k & ((1 << cut) - 1), axis=-2).astype(_F32)
+        hi = jnp.sum(k >> cut, axis=axis).astype(_F32) * _F32(2.0**cut)
+        lo = jnp.sum(k & ((1 << cut) - 1), axis=axis).astype(_F32)
     else:
         cut = 8
-        total = jnp.sum(k, axis=-2)
+        total = jnp.sum(k, axis=axis)
         hi = (total >> cut).astype(_F32) * _F32(2.0**cut)
         lo = (total & ((1 << cut) - 1)).astype(_F32)
     if model.accumulator_in_alignment:
@@ -201,8 +202,9 @@ def absolute(model) -> bool:
     return p * (a.emin + b.emin) >= -126 and p * (a.emax + b.emax) <= 126
 
 
-def _block_fast(model, c, a, b, nlevels: int):
-    """One block FMA on the fast path; ``a = (a_s, a_rel, ca)`` (…, M, n), ``b`` (…, n, N)."""
+def _block_fast(model, c, a, b, nlevels: int, minor: bool = False):
+    """One block FMA on the fast path; ``a = (a_s, a_rel, ca)`` (…, M, n), ``b`` (…, n, N),
+    or (…, N, n) with ``minor`` (products laid out (…, M, N, n), :func:`reduce_minor`)."""
     (a_s, a_rel, ca), (b_s, b_rel, cb) = a, b
     c_sig, c_exp = _acc_parts(c)
     p = power_bits(model)
@@ -216,28 +218,40 @@ def _block_fast(model, c, a, b, nlevels: int):
             q = p * rel + p * shift
             return jnp.where(q >= -126, pow2(jnp.clip(q, -126, 127)), _F32(0))
 
-        q = jnp.einsum("...mi,...in->...mn", powers(a_rel, sa), powers(b_rel, sb), precision=_HI)
+        q = jnp.einsum("...mi,...ni->...mn" if minor else "...mi,...in->...mn", powers(a_rel, sa),
+                       powers(b_rel, sb), precision=_HI)
         field = lax.bitcast_convert_type(q, _I32) >> 23  # (q >= 0: no sign bit)
         found = (field > 0) & (field < 255)
         e_prod = jnp.where(found, base + jnp.floor_divide(field - 127, p) - j * d, e_prod)
     big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
     big_e = jnp.maximum(big_e, -(1 << 12))  # an all-zero block: any E will do
     scale = pow2(jnp.clip(model.alignment_bits - (big_e - base), -126, 127))
+    if minor:
+        x = (a_s[..., :, None, :] * b_s[..., None, :, :]) * scale[..., None]
+        return _finish(model, c, x, c_sig, c_exp, big_e, axis=-1)
     x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * scale[..., None, :]
     return _finish(model, c, x, c_sig, c_exp, big_e)
 
 
-def _block_general(model, c, a, b):
-    """One block FMA on the general path; ``a = (sig, exp)`` (…, M, n), ``b`` (…, n, N)."""
+def _block_general(model, c, a, b, minor: bool = False):
+    """One block FMA on the general path; ``a = (sig, exp)`` (…, M, n), ``b`` (…, n, N),
+    or (…, N, n) with ``minor`` (:func:`reduce_minor`)."""
     (a_s, a_e), (b_s, b_e) = a, b
     c_sig, c_exp = _acc_parts(c)
-    t = a_e[..., :, :, None] + b_e[..., None, :, :]
-    e_prod = jnp.max(t, axis=-2)
+    axis = -1 if minor else -2
+    if minor:
+        t = a_e[..., :, None, :] + b_e[..., None, :, :]
+    else:
+        t = a_e[..., :, :, None] + b_e[..., None, :, :]
+    e_prod = jnp.max(t, axis=axis)
     big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
     big_e = jnp.maximum(big_e, -(1 << 12))
-    shift = jnp.maximum(t + (model.alignment_bits - big_e)[..., None, :], -126)
-    x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * pow2(shift)
-    return _finish(model, c, x, c_sig, c_exp, big_e)
+    shift = jnp.maximum(t + jnp.expand_dims(model.alignment_bits - big_e, axis), -126)
+    if minor:
+        x = (a_s[..., :, None, :] * b_s[..., None, :, :]) * pow2(shift)
+    else:
+        x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * pow2(shift)
+    return _finish(model, c, x, c_sig, c_exp, big_e, axis=axis)
 
 
 def _split12(x):
@@ -304,6 +318,25 @@ def _blocks(x, n: int, rows_last: bool):
 
 
 NEVER = 1 << 30  # a promotion interval that never comes
+
+
+def reduce_minor(backend: str | None = None) -> bool:
+    """Whether a block's products are laid out (…, M, N, n) and summed over their minor
+    axis (GPU, TPU), or laid out (…, M, n, N) and summed over n (CPU). Trace time.
+
+    The sum is of int32, exact in any order: the layout changes no bit
+    (tests/test_matmul_tensorcore.py forces the GPU layout on the CPU and compares).
+    CPU: XLA's CPU backend vectorizes the block's elementwise work along N, contiguous
+    in the products and the output. GPU: in the (M, n, N) layout the block sum is a
+    column reduction whose every product loads its operands again; one block step at
+    4096^2 outputs took 4.3 ms on an H100 (0.69 ms at 2048^2, a quarter of the
+    products: the operands and per-output scales no longer stayed in cache). In the
+    (M, N, n) layout (b's blocks as stored, (N, n)) an output's ``n`` products read one
+    contiguous row of each operand block and its per-output values once (a row
+    reduction). Chosen by that reasoning; not yet timed on a GPU
+    (``benchmarks/gpu_quick.py layouts`` times both).
+    """
+    return (backend or jax.default_backend()) != "cpu"
 
 #: Elements per loop iteration on an accelerator (issue 15, item 3).
 UNROLL_ELEMENTS = 64
@@ -375,19 +408,21 @@ def chain(model, a, b, interval, path: str = "auto", scales=None):
     if scales is not None:  # (…, R, steps) -> (steps, …, R); the caller has j == 1, no padding
         scales = tuple(jnp.moveaxis(s, -1, 0) for s in scales)
     nlevels = levels(model)
+    minor = reduce_minor()  # b's blocks as stored, (…, N, n), or transposed to (…, n, N)
 
     def fast(a, b):
         offset = not absolute(model)
         fa, fb = _fast_operand(*a, n, offset), _fast_operand(*b, n, offset)
         xs_a = (_blocks(fa[0], n, False), _blocks(fa[1], n, False), _blocks(fa[2], 1, False)[..., 0])
-        xs_b = (_blocks(fb[0], n, True), _blocks(fb[1], n, True), _blocks(fb[2], 1, False)[..., 0])
-        block = functools.partial(_block_fast, nlevels=nlevels or 1)
+        xs_b = (_blocks(fb[0], n, not minor), _blocks(fb[1], n, not minor), _blocks(fb[2], 1, False)[..., 0])
+        block = functools.partial(_block_fast, nlevels=nlevels or 1, minor=minor)
         return _scan(model, block, (xs_a, xs_b), valid, shape, interval, scales)
 
     def general(a, b):
         xs_a = tuple(_blocks(v, n, False) for v in a)
-        xs_b = tuple(_blocks(v, n, True) for v in b)
-        return _scan(model, _block_general, (xs_a, xs_b), valid, shape, interval, scales)
+        xs_b = tuple(_blocks(v, n, not minor) for v in b)
+        return _scan(model, functools.partial(_block_general, minor=minor), (xs_a, xs_b), valid, shape, interval,
+                     scales)
 
     if model.alignment_bits is None:
         xs = (tuple(_blocks(v, n, False) for v in a), tuple(_blocks(v, n, True) for v in b))

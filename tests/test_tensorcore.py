@@ -414,3 +414,36 @@ def test_bad_arguments_are_named():
 def test_models_are_hashable_and_named():
     assert len({tc.H100_FP8, tc.H100_FP8_FAST_ACCUM, tc.H100_BF16, tc.H100_FP16, tc.H100_TF32, tc.H100_FP32}) == 6
     assert set(tc.MODELS) == {"h100_fp8_fast_accum", "h100_fp8", "h100_bf16", "h100_fp16", "h100_tf32", "h100_fp32"}
+
+
+@pytest.mark.slow  # a GPU setting forced on the CPU (CI runs it: marker "slow")
+def test_the_gpu_layout_of_the_products_gives_the_same_bits(monkeypatch):
+    """Off the CPU a block's products are laid out (M, N, n) and summed over their minor
+    axis (tensorcore_kernel.reduce_minor). Forced here, every model must still equal the
+    exact reference on the fast and the general path, and recorded H100 operands must
+    give the bits of the CPU layout."""
+    assert tk.reduce_minor("cpu") is False and tk.reduce_minor("gpu") is True and tk.reduce_minor("cuda") is True
+    plain = [c for c in FITTED if c.out_fmt == nf.FP32 and c.scales is None]
+    recorded = [(c, *(v[:16] for v in cases.operands(c.case))) for c in plain[:: max(1, len(plain) // 6)]]
+
+    def run_recorded():
+        return [np.asarray(tc.tensorcore_dot(a, b, c.model)) for c, a, b in recorded]
+
+    before = run_recorded()
+    monkeypatch.setattr(tk, "reduce_minor", lambda backend=None: True)
+    jax.clear_caches()  # traced again with the forced layout
+    for (c, _, _), x, y in zip(recorded, before, run_recorded()):
+        np.testing.assert_array_equal(x.view(np.uint32), y.view(np.uint32), err_msg=c.id)
+    rng = np.random.default_rng(7)
+    for name, model in sorted(MODELS.items()):
+        for spread in (0, 12, 40):
+            a = _random_operand(rng, model.lhs_fmt, (3, 96), spread)
+            b = _random_operand(rng, model.rhs_fmt, (4, 96), spread)
+            want = reference_dot(a, b, model).astype(np.float32).view(np.uint32)
+            got = np.asarray(tc.tensorcore_dot(a, b, model))
+            np.testing.assert_array_equal(got.view(np.uint32), want, err_msg=f"{name}, spread {spread}")
+            if model.alignment_bits is not None and model.split_k == 1:
+                general = tk.contract(model, jnp.asarray(a), jnp.asarray(b), model.lhs_fmt, model.rhs_fmt,
+                                      path="general")
+                np.testing.assert_array_equal(np.asarray(general).view(np.uint32), want, err_msg=f"{name} general")
+    jax.clear_caches()
