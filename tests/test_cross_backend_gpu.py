@@ -43,7 +43,13 @@ def _leaves(out):
     return [out]
 
 
+# The four cases a short lease did not reach (2026-11-26, H100: the other ten gave identical
+# bits) go first, so that the next one checks them before anything else.
 CASES = {
+    "binarize per-channel": lambda x: nf.binarize(x, axis=1),
+    "ternarize": lambda x: nf.ternarize(x),
+    "kmeans 3 bits": lambda x: nf.kmeans_quantize(x[:64], 3).dequantize(),
+    "quantize_affine": lambda x: nf.intgemm.quantize_affine(x, 0.037, 3),
     "quantize_scaled int8 per-channel": lambda x: nf.quantize_scaled(x, "int8", axis=1),
     "quantize_scaled e4m3 per-tensor": lambda x: nf.quantize_scaled(x, "e4m3"),
     "quantize_scaled int4 block 64": lambda x: nf.quantize_scaled(x, "int4", axis=1, block_size=64),
@@ -54,10 +60,6 @@ CASES = {
     "nvfp4_quantize": lambda x: nf.nvfp4_quantize(x),
     "fake_quant e4m3": lambda x: nf.fake_quant(x, "e4m3"),
     "fake_quant int8 scale=3": lambda x: nf.fake_quant(x, "int8", scale=3.0),
-    "binarize per-channel": lambda x: nf.binarize(x, axis=1),
-    "ternarize": lambda x: nf.ternarize(x),
-    "kmeans 3 bits": lambda x: nf.kmeans_quantize(x[:64], 3).dequantize(),
-    "quantize_affine": lambda x: nf.intgemm.quantize_affine(x, 0.037, 3),
 }
 
 
