@@ -59,24 +59,28 @@ _HI = lax.Precision.HIGHEST
 
 
 class _Operand(NamedTuple):
-    elem: jax.Array  # element values, (B, R, K): float32, or int32 for integer elements
+    elem: jax.Array  # element values, (B, R, K): float32, int32 for integer elements, or the cast's dtype
     kscale: jax.Array | None  # block scales (B, R, K // block), or None
     escale: jax.Array | None  # scales constant along K: () or (B, R), or None
-    deq: jax.Array  # the dequantized operand, float32 (B, R, K)
+    deq: jax.Array | None  # the dequantized operand, float32 (B, R, K); None with a cast
 
 
-def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
+def _quantize_operand(x, spec: OperandSpec, key, cast=None) -> _Operand:
     """Quantize a float32 operand: canonical ``(B, R, K)``, contraction axis last, or
     of any layout for the granularities ``"none"`` and ``"tensor"`` (see :func:`_operand`).
 
     One call of the scaled layer's core gives the element values and the dequantized
-    operand together (no codes, no second decode).
+    operand together (no codes, no second decode). With ``cast`` (the GPU bf16 route,
+    :func:`_bf16_operand`) only the element values, written in that dtype by the
+    element loop itself (``quantize_with``'s ``cast``), and no dequantized operand.
     """
     if spec.is_identity:
-        return _Operand(x, None, None, x)
+        return _Operand(x, None, None, x) if cast is None else _Operand(x.astype(cast), None, None, None)
     if spec.block_rows is not None:
-        return _quantize_tiles(x, spec, key)
+        return _quantize_tiles(x, spec, key, cast)
     sch = spec.scheme
+    if cast is not None:
+        return _cast_operand(x, spec, key, cast)
     q = quantize_with(x, sch, key=key, codes=False, elems=True, values=True)
     ev, fmt = q.elems, sch.fmt
     if isinstance(fmt, IntFormat) and sch.elem_scale == 1.0:
@@ -93,7 +97,29 @@ def _quantize_operand(x, spec: OperandSpec, key) -> _Operand:
     return _Operand(elem, None, scale, q.values)
 
 
-def _quantize_tiles(x, spec: OperandSpec, key) -> _Operand:
+def _cast_operand(x, spec: OperandSpec, key, cast) -> _Operand:
+    """The GPU bf16 route's operand (:func:`_bf16_operand`): ``elem`` holds the values that
+    enter the product, in ``cast``, written by the element loop itself; ``kscale`` the
+    block scales still to apply (NVFP4's, whose tensor scale goes after the product, as
+    ``escale``), else None; ``deq`` None. No zero points on this route (``bf16_exact``).
+
+    Blocks without a tensor scale (MX) take the dequantized values, exact in bfloat16;
+    the others the element values (times a power-of-two ``elem_scale``).
+    """
+    sch = spec.scheme
+    whole = spec.granularity == "block" and not sch.tensor_scale
+    q = quantize_with(x, sch, key=key, codes=False, elems=not whole, values=whole, cast=cast)
+    if whole:
+        return _Operand(q.values, None, None, None)
+    elem = q.elems * jnp.asarray(sch.elem_scale, cast) if sch.elem_scale != 1.0 else q.elems
+    if spec.granularity == "none":
+        return _Operand(elem, None, None, None)
+    if spec.granularity == "block":
+        return _Operand(elem, q.scale, q.tensor_scale, None)
+    return _Operand(elem, None, q.scale.reshape(q.scale.shape[:2]) if q.scale.ndim else q.scale, None)
+
+
+def _quantize_tiles(x, spec: OperandSpec, key, cast=None) -> _Operand:
     """``spec.block_rows x spec.block_size`` tiles of a canonical ``(B, R, K)`` operand, one scale each.
 
     Each tile is laid out as one block of ``block_rows * block_size`` values along the
@@ -111,13 +137,13 @@ def _quantize_tiles(x, spec: OperandSpec, key) -> _Operand:
     t = (R + pad) // br
     tiles = xp.reshape(B, t, br, K // bk, bk).transpose(0, 1, 3, 2, 4).reshape(B, t, K // bk, br * bk)
     sch = dataclasses.replace(spec.scheme, block_size=br * bk)
-    q = quantize_with(tiles, sch, key=key, codes=False, elems=True, values=True)
+    q = quantize_with(tiles, sch, key=key, codes=False, elems=True, values=cast is None, cast=cast)
 
     def back(v):  # (B, t, K // bk, br * bk) -> (B, R, K)
         return v.reshape(B, t, K // bk, br, bk).transpose(0, 1, 3, 2, 4).reshape(B, t * br, K)[:, :R]
 
     scale = jnp.repeat(q.scale.reshape(B, t, K // bk), br, axis=1)[:, :R]
-    return _Operand(back(q.elems), scale, q.tensor_scale, back(q.values))
+    return _Operand(back(q.elems), scale, q.tensor_scale, None if cast is not None else back(q.values))
 
 
 def _check_block(K, spec, what):
@@ -233,14 +259,18 @@ def bf16_exact(spec: OperandSpec) -> bool:
 
 
 def _bf16_operand(o: _Operand, spec: OperandSpec):
-    """The values entering the bf16 product (float32, exact in bf16 when ``bf16_exact``) and
-    the scale applied after it (None, a scalar or one per row)."""
-    if spec.granularity == "none":
-        return o.deq, None
-    v = o.elem.astype(jnp.float32)
-    if spec.granularity == "block":
-        v = v * jnp.repeat(o.kscale.astype(jnp.float32), spec.block_size, axis=-1)
-    return v, o.escale
+    """The values entering the bf16 product, as bfloat16 (exact when ``bf16_exact``), and
+    the scale applied after it (None, a scalar or one per row).
+
+    ``o`` is best quantized with ``cast=jnp.bfloat16`` (:func:`_operand`): its element
+    loop then writes bfloat16 elements, and nothing else; a float32 ``o`` is converted here.
+    """
+    if spec.granularity == "none":  # no scale: the values are the elements
+        return (o.elem if o.deq is None else o.deq).astype(jnp.bfloat16), None
+    v = o.elem
+    if o.kscale is not None:  # element times block scale: exact (bf16_exact), formed in float32
+        v = v.astype(jnp.float32) * jnp.repeat(o.kscale.astype(jnp.float32), spec.block_size, axis=-1)
+    return v.astype(jnp.bfloat16), o.escale
 
 
 def _fold(key, i):
@@ -265,15 +295,16 @@ def _uncanon(g, lay: _Layout | None, shape):
     return jnp.transpose(g.reshape(tuple(shape[p] for p in lay.perm)), np.argsort(lay.perm))
 
 
-def _operand(x, spec: OperandSpec, lay: _Layout | None, key) -> _Operand:
-    """Quantize operand ``x`` by ``spec`` and bring it to canonical ``(B, R, K)``."""
+def _operand(x, spec: OperandSpec, lay: _Layout | None, key, cast=None) -> _Operand:
+    """Quantize operand ``x`` by ``spec`` and bring it to canonical ``(B, R, K)``
+    (``cast``: see :func:`_quantize_operand`)."""
     if spec.granularity in ("none", "tensor"):
         # Elementwise, or one scale for the whole tensor: quantize the array as it lies,
         # then transpose. Transposed first, XLA fuses the quantization into a strided
         # transpose, and the FP32 fast path at 2048^3 took 1.7x jnp.matmul instead of 1.1x.
-        o = _quantize_operand(x, spec, key)
-        return _Operand(_canon(o.elem, lay), None, o.escale, _canon(o.deq, lay))
-    return _quantize_operand(_canon(x, lay), spec, key)
+        o = _quantize_operand(x, spec, key, cast)
+        return _Operand(_canon(o.elem, lay), None, o.escale, None if o.deq is None else _canon(o.deq, lay))
+    return _quantize_operand(_canon(x, lay), spec, key, cast)
 
 
 def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None)):
@@ -282,16 +313,19 @@ def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None
     ``l`` and ``r`` are canonical ``(B, M, K)`` and ``(B, N, K)``, or any layout that
     ``lays`` (a :class:`_Layout` per operand) turns into those.
     """
-    lo = _operand(l, lspec, lays[0], _fold(key, 0))
-    ro = _operand(r, rspec, lays[1], _fold(key, 1))
+    bf16_route = (not isinstance(acc, TensorCoreModel) and acc.native and not acc.is_int
+                  and acc.native_dot == "auto" and _on_gpu() and bf16_exact(lspec) and bf16_exact(rspec))
+    # On the bf16 route the element loops write bfloat16 elements and nothing else (issue 15:
+    # a float32 array converted after the loop's lax.cond was one more pass per operand).
+    cast = jnp.bfloat16 if bf16_route else None
+    lo = _operand(l, lspec, lays[0], _fold(key, 0), cast)
+    ro = _operand(r, rspec, lays[1], _fold(key, 1), cast)
     dims = (((2,), (2,)), ((0,), (0,)))
     if isinstance(acc, TensorCoreModel):
         y = _tensorcore(lo, ro, lspec, rspec, acc)
-    elif acc.native and not acc.is_int and acc.native_dot == "auto" and _on_gpu() and bf16_exact(lspec) \
-            and bf16_exact(rspec):
+    elif bf16_route:
         (va, sa), (vb, sb) = _bf16_operand(lo, lspec), _bf16_operand(ro, rspec)
-        y = lax.dot_general(va.astype(jnp.bfloat16), vb.astype(jnp.bfloat16), dims,
-                            preferred_element_type=jnp.float32)
+        y = lax.dot_general(va, vb, dims, preferred_element_type=jnp.float32)
         y = _post_scale(y, sa, sb)
     elif acc.native and not acc.is_int:
         y = lax.dot_general(lo.deq, ro.deq, dims, precision=_HI, preferred_element_type=jnp.float32)

@@ -97,7 +97,7 @@ class Quantized(NamedTuple):
 
     ``codes``: codes of the element format, ``x``'s shape. ``elems``: the element
     values (``decode(codes)``) in the work dtype (float32, or float64 for float64
-    input). ``values``: the dequantized values, work dtype. ``scale``: the scales,
+    input). ``values``: the dequantized values, work dtype. (Both in :func:`quantize_with`'s ``cast`` when given.) ``scale``: the scales,
     QArray's layout (module doc). ``zero_point``: int32, like ``scale``, or None.
     ``tensor_scale``: NVFP4's scalar, or None.
     """
@@ -167,7 +167,7 @@ class _Groups(NamedTuple):
 
 
 def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
-                  codes=True, elems=False, values=False) -> Quantized:
+                  codes=True, elems=False, values=False, cast=None) -> Quantized:
     """Quantize ``x`` by ``scheme``: the one core of every quantizer above the codec.
 
     Args:
@@ -182,6 +182,10 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
       key: a ``jax.random`` key for stochastic rounding.
       codes, elems, values: which of codes, element values and dequantized values to
         compute (the others are None; asking for what is not used costs nothing).
+      cast: None, or a dtype (static) that ``elems`` and ``values`` are converted to
+        inside the element pass, so that its loop writes them in that dtype (the GPU
+        matmul's bf16 route asks for bfloat16 where they are exact in it). A conversion
+        after the pass's ``lax.cond`` would be a second loop over the elements.
 
     Returns:
       a :class:`Quantized`.
@@ -195,7 +199,9 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
     work = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
     want = (codes, elems, values)
     if scheme.scale_fmt is None:
-        return _unscaled_pass(x.astype(work), scheme, scale, key, want)
+        q = _unscaled_pass(x.astype(work), scheme, scale, key, want)
+        return q if cast is None else q._replace(**{f: getattr(q, f).astype(cast) for f in ("elems", "values")
+                                                    if getattr(q, f) is not None})
     axis, bs = resolve_axes(scheme, x.shape)
     blocked, reduce, user, keep = group_layout(x.shape, axis, bs)
     xb = x.astype(work).reshape(blocked)
@@ -215,7 +221,7 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
         groups = _Groups(*_sm.once_per_group(tuple(groups)))
         ext = _calibration.group_extent(xb, reduce, True, finite=True)
         fast = _fast_ok(groups, ext, bad, scheme, values)
-    tail = functools.partial(_element_pass, scheme=scheme, want=want, blocked=blocked, keep=keep)
+    tail = functools.partial(_element_pass, scheme=scheme, want=want, blocked=blocked, keep=keep, cast=cast)
     if fast is False:
         out = tail(xb, key, _sm.once_per_group(groups), fast=False)
     else:
@@ -318,9 +324,10 @@ def _fast_ok(groups, ext, bad, scheme, values):
     return jnp.all(ok | bad)
 
 
-def _element_pass(xb, key, groups, *, fast, scheme, want, blocked, keep):
+def _element_pass(xb, key, groups, *, fast, scheme, want, blocked, keep, cast=None):
     """Quantize (and dequantize) every element: one fused loop. ``fast``: on the float
-    unit (:func:`_fast_ok` holds), else on the bits (:mod:`numfmt.scalemath`)."""
+    unit (:func:`_fast_ok` holds), else on the bits (:mod:`numfmt.scalemath`). Element
+    values and values are returned in ``cast`` when given."""
     codes, elems, values = want
     fmt = scheme.fmt
     coarse = _sm.is_coarse(scheme.min_step(), xb.dtype)
@@ -352,6 +359,8 @@ def _element_pass(xb, key, groups, *, fast, scheme, want, blocked, keep):
     if values:
         vals = dequantize_values(ev, groups.scale, groups.zero_point, groups.tensor_scale, scheme, blocked, keep,
                                  fast=fast)
+    if cast is not None:
+        ev, vals = (None if v is None else v.astype(cast) for v in (ev, vals))
     return out_codes, ev if elems or values else None, vals
 
 

@@ -112,3 +112,42 @@ def test_native_dot_is_checked():
     assert nf.Accumulator().native_dot == "auto"
     with pytest.raises(ValueError, match="native_dot"):
         nf.Accumulator(native_dot="bf16")
+
+
+@pytest.mark.parametrize("name", sorted(ELIGIBLE))
+def test_cast_operands_are_the_bfloat16_values_of_the_float32_ones(name):
+    # The bf16 route quantizes with cast=bfloat16 (the element loop writes bfloat16):
+    # what enters the product, and the scale after it, must be those of the float32 operand.
+    cfg = ELIGIBLE[name]
+    a, b = _data()
+    for x, spec in ((a, cfg.lhs), (b, cfg.rhs)):
+        (v32, s32) = matmul._bf16_operand(matmul._operand(jnp.asarray(x), spec, None, None), spec)
+        (v16, s16) = matmul._bf16_operand(matmul._operand(jnp.asarray(x), spec, None, None, jnp.bfloat16), spec)
+        assert v16.dtype == v32.dtype == jnp.bfloat16
+        np.testing.assert_array_equal(np.asarray(v16).view(np.uint16), np.asarray(v32).view(np.uint16))
+        assert (s16 is None) == (s32 is None)
+        if s16 is not None:
+            np.testing.assert_array_equal(np.asarray(s16), np.asarray(s32))
+
+
+@pytest.mark.parametrize("name", ["e4m3 tensor", "mxfp8", "nvfp4", "int8 channel"])
+def test_the_bf16_route_writes_no_float32_operand_after_its_conditional(name, on_gpu):
+    # Each operand's element loop runs inside a lax.cond (fast or exact pass); on the bf16
+    # route it must write the bfloat16 operand itself: a float32 output converted after the
+    # conditional was one more pass over each operand (issue 15: qmatmul 1.73x bf16 on an H100).
+    import math
+    import re
+
+    cfg = ELIGIBLE[name]
+    a, b = _data()
+    x, y = jnp.asarray(a[0]), jnp.asarray(b[0].T)  # (24, 64) @ (64, 40)
+    hlo = jax.jit(lambda p, q: nf.qmatmul(p, q, cfg)).lower(x, y).compile().as_text()
+    sizes = {24 * 64, 40 * 64}
+    conds = []
+    for op_type, op in re.findall(r"= (\S+?) (\w[\w-]*)\(", hlo):
+        if op != "conditional":
+            continue
+        for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", op_type):
+            if dims and math.prod(int(d) for d in dims.split(",")) in sizes:
+                conds.append(dt)
+    assert len(conds) == 2 and set(conds) == {"bf16"}, conds  # one loop per operand, each writing bf16

@@ -12,6 +12,7 @@ from fractions import Fraction
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -319,3 +320,26 @@ def test_fast_and_exact_passes_agree(seed, case, rounding):
     keep[0, j] = False
     np.testing.assert_array_equal(cx[keep], cy[keep])
     np.testing.assert_array_equal(dx[keep], dy[keep])
+
+
+@pytest.mark.parametrize("case", ["mx_e4m3", "nvfp4", "int8_channel", "unscaled_e4m3"])
+def test_quantize_with_cast_writes_the_same_values_in_the_cast_dtype(case):
+    # quantize_with(..., cast=bf16) converts inside the element pass (the GPU matmul's bf16
+    # route): the same elements and values as without it, converted, on either pass (a
+    # subnormal input in the second array sends it down the exact path).
+    from numfmt.quantcore import quantize_with
+    from numfmt.scheme import NVFP4, QuantScheme, mx_scheme
+
+    scheme = {"mx_e4m3": mx_scheme("e4m3"), "nvfp4": NVFP4, "int8_channel": QuantScheme("int8", axis=1),
+              "unscaled_e4m3": QuantScheme("e4m3", scale_fmt=None)}[case]
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((4, 64)) * 2.0 ** rng.integers(-8, 8, (4, 1))).astype(np.float32)
+    y = x.copy()
+    y[1, 3] = 1e-40
+    for a in (x, y):
+        plain = quantize_with(jnp.asarray(a), scheme, codes=False, elems=True, values=True)
+        cast = quantize_with(jnp.asarray(a), scheme, codes=False, elems=True, values=True, cast=jnp.bfloat16)
+        for got, want in ((cast.elems, plain.elems), (cast.values, plain.values)):
+            assert got.dtype == jnp.bfloat16
+            np.testing.assert_array_equal(np.asarray(got).view(np.uint16),
+                                          np.asarray(want.astype(jnp.bfloat16)).view(np.uint16))
