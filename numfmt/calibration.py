@@ -174,9 +174,10 @@ def finite_range(x, axis=None, keepdims=False):
     if x.ndim - 1 in axes:
         big = lay.sint((1 << (lay.width - 1)) - 1)
         lo, hi = lax.reduce((key, key), (big, -big - 1), _min_max, axes)
-        # A NaN or inf has a key at or past +-inf's, outside every finite key.
+        # A NaN or inf has a key at or past +-inf's, outside every finite key. The
+        # conditional takes x (its operand is materialized: keys would be one more pass).
         lo, hi = lax.cond(jnp.any((hi >= top) | (lo <= ordered(jnp.asarray(-jnp.inf, x.dtype), lay))),
-                          masked, lambda key: (lo, hi), key)
+                          lambda v: masked(ordered(v, lay)), lambda v: (lo, hi), x)
     else:
         lo, hi = masked(key)
     lo, hi = from_ordered(jnp.minimum(lo, 0), x.dtype), from_ordered(jnp.maximum(hi, 0), x.dtype)

@@ -1,6 +1,7 @@
 """Tests of numfmt.scaled: QArray, quantize_scaled, MX and NVFP4."""
 
 import math
+import re
 from fractions import Fraction
 
 import jax
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 import numfmt.formats as F
 from numfmt import codec
+from numfmt.autodiff import fake_quant
 from numfmt.mx import mx_quantize, nvfp4_quantize
 from numfmt.scaled import QArray, dequantize, quantize_scaled
 from numfmt.scales import pow2_scale_exponent
@@ -393,3 +395,28 @@ def test_bad_formats_and_options():
         quantize_scaled(x, "int8", rounding="banker")
     with pytest.raises(TypeError, match="q must be a QArray"):
         dequantize(x)
+
+
+@pytest.mark.parametrize("case", ["uint8 affine rows", "uint8 affine tensor", "int8 columns", "fake int8 columns",
+                                  "int8 rows", "mx e4m3"])
+def test_scaled_quantization_materializes_nothing_of_the_input_size(case):
+    # Calibration and the fast/exact choice reduce x without writing an array of its size
+    # (magnitude bits or ordered keys as a lax.cond operand, or a lone reduce that XLA's CPU
+    # backend turns into a materialized tree of windows, each cost a copy's time); the
+    # element loop, inside its conditional, writes the one output.
+    f = {"uint8 affine rows": lambda a: quantize_scaled(a, "uint8", axis=1, symmetric=False),
+         "uint8 affine tensor": lambda a: quantize_scaled(a, "uint8", symmetric=False),
+         "int8 columns": lambda a: quantize_scaled(a, "int8", axis=0),
+         "fake int8 columns": lambda a: fake_quant(a, "int8", granularity="channel", axis=0),
+         "int8 rows": lambda a: quantize_scaled(a, "int8", axis=1),
+         "mx e4m3": lambda a: mx_quantize(a, "e4m3")}[case]
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
+    hlo = jax.jit(f).lower(x).compile().as_text()
+    entry = hlo.split("\nENTRY")[1].split("\n}\n")[0]
+    full = []
+    for op_type, op in re.findall(r"= (\S+?) ([a-z][\w-]*)\(", entry):
+        for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", op_type):
+            if dims and math.prod(int(d) for d in dims.split(",")) == x.size and op not in (
+                    "parameter", "bitcast", "get-tuple-element", "tuple"):
+                full.append((op, dt))
+    assert full == [("conditional", "f32" if case.startswith("fake") else "u8")], full
