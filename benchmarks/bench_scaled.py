@@ -11,7 +11,7 @@ run:
   (E4M3) and MXFP4 (E2M1), ``nvfp4_quantize``, per-channel INT8
   (``quantize_scaled(x, "int8", axis=1)``), per-block INT8 (blocks of 32 along
   axis 1, FP32 scales) and per-column INT8 (``axis=0``: a weight's output channels,
-  groups that do not include the last axis);
+  groups that do not include the last axis), and per-tensor affine UINT8 (a zero point);
 * the same with ``.dequantize()`` after it: the fake-quantized float32 values through
   the stored codes (two passes by design, no target);
 * the fake-quantized values in one pass (``quantize_with(..., codes=False,
@@ -63,6 +63,7 @@ QUANTIZERS = {
     "quantize_scaled int8 per-channel": lambda a: quantize_scaled(a, "int8", axis=1),
     "quantize_scaled int8 per-block 32": lambda a: quantize_scaled(a, "int8", axis=1, block_size=32),
     "quantize_scaled int8 per-column (axis 0)": lambda a: quantize_scaled(a, "int8", axis=0),
+    "quantize_scaled uint8 affine per-tensor": lambda a: quantize_scaled(a, "uint8", symmetric=False),
 }
 # Fake quantization in one pass (what fake_quant and the matmul operands run): the
 # group absmax, then one loop that quantizes and dequantizes; no codes written.
@@ -73,6 +74,7 @@ ONE_PASS = {
     "one pass: int8 per-channel fake quant": QuantScheme("int8", axis=1),
     "one pass: int8 per-block 32 fake quant": QuantScheme("int8", axis=1, block_size=32),
     "one pass: int8 per-column (axis 0) fake quant": QuantScheme("int8", axis=0),
+    "one pass: uint8 affine per-tensor fake quant": QuantScheme("uint8", symmetric=False),
 }
 GFLOAT_FORMATS = {"mx_quantize MXFP8 e4m3": "format_info_mxfp8_e4m3", "mx_quantize MXFP4 e2m1": "format_info_mxfp4_e2m1"}
 
