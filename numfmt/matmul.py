@@ -70,12 +70,11 @@ def _quantize_operand(x, spec: OperandSpec, key, cast=None) -> _Operand:
     of any layout for the granularities ``"none"`` and ``"tensor"`` (see :func:`_operand`).
 
     One call of the scaled layer's core gives the element values and the dequantized
-    operand together (no codes, no second decode). With ``cast`` (the GPU bf16 route,
-    :func:`_bf16_operand`) only the element values, written in that dtype by the
-    element loop itself (``quantize_with``'s ``cast``), and no dequantized operand.
+    operand together (no codes, no second decode). With ``cast``, the GPU bf16 route's
+    operand instead (:func:`_cast_operand`).
     """
     if spec.is_identity:
-        return _Operand(x, None, None, x) if cast is None else _Operand(x.astype(cast), None, None, None)
+        return _Operand(x, None, None, x)
     if spec.block_rows is not None:
         return _quantize_tiles(x, spec, key, cast)
     sch = spec.scheme

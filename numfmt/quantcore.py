@@ -97,7 +97,8 @@ class Quantized(NamedTuple):
 
     ``codes``: codes of the element format, ``x``'s shape. ``elems``: the element
     values (``decode(codes)``) in the work dtype (float32, or float64 for float64
-    input). ``values``: the dequantized values, work dtype. (Both in :func:`quantize_with`'s ``cast`` when given.) ``scale``: the scales,
+    input). ``values``: the dequantized values, work dtype. (Both in
+    :func:`quantize_with`'s ``cast`` when one is given.) ``scale``: the scales,
     QArray's layout (module doc). ``zero_point``: int32, like ``scale``, or None.
     ``tensor_scale``: NVFP4's scalar, or None.
     """
