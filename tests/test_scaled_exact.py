@@ -336,16 +336,17 @@ def test_quantize_with_cast_writes_the_same_values_in_the_cast_dtype(case):
     x = (rng.standard_normal((4, 64)) * 2.0 ** rng.integers(-8, 8, (4, 1))).astype(np.float32)
     y = x.copy()
     y[1, 3] = 1e-40
+    run = jax.jit(lambda a, c: quantize_with(a, scheme, codes=False, elems=True, values=True, cast=c),
+                  static_argnums=1)
     for a in (x, y):
-        plain = quantize_with(jnp.asarray(a), scheme, codes=False, elems=True, values=True)
-        cast = quantize_with(jnp.asarray(a), scheme, codes=False, elems=True, values=True, cast=jnp.bfloat16)
+        plain, cast = run(jnp.asarray(a), None), run(jnp.asarray(a), jnp.bfloat16)
         for got, want in ((cast.elems, plain.elems), (cast.values, plain.values)):
             assert got.dtype == jnp.bfloat16
             np.testing.assert_array_equal(np.asarray(got).view(np.uint16),
                                           np.asarray(want.astype(jnp.bfloat16)).view(np.uint16))
 
 
-@settings(max_examples=12)
+@settings(max_examples=8)
 @given(seed=st.integers(0, 2**32 - 1),
        case=st.sampled_from(["int8", "e4m3_block", "e2m1_bf16_scale"]),
        tiny=st.sampled_from([None, 1e-40, 2.0**-149, 3e-39]), rounding=st.sampled_from(["nearest_even", "up"]))
