@@ -226,11 +226,18 @@ def _block_fast(model, c, a, b, nlevels: int, minor: bool = False):
     big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
     big_e = jnp.maximum(big_e, -(1 << 12))  # an all-zero block: any E will do
     scale = pow2(jnp.clip(model.alignment_bits - (big_e - base), -126, 127))
+    axis = -1 if minor else -2
+    pa, pb = _pairs(a_s, b_s, minor)
+    x = (pa * pb) * jnp.expand_dims(scale, axis)
+    return _finish(model, c, x, c_sig, c_exp, big_e, axis=axis)
+
+
+def _pairs(a, b, minor: bool):
+    """``a`` (…, M, n) and ``b`` (…, n, N), or (…, N, n) with ``minor``, shaped to broadcast
+    to the block's products: (…, M, n, N), or (…, M, N, n) (:func:`reduce_minor`)."""
     if minor:
-        x = (a_s[..., :, None, :] * b_s[..., None, :, :]) * scale[..., None]
-        return _finish(model, c, x, c_sig, c_exp, big_e, axis=-1)
-    x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * scale[..., None, :]
-    return _finish(model, c, x, c_sig, c_exp, big_e)
+        return a[..., :, None, :], b[..., None, :, :]
+    return a[..., :, :, None], b[..., None, :, :]
 
 
 def _block_general(model, c, a, b, minor: bool = False):
@@ -239,18 +246,14 @@ def _block_general(model, c, a, b, minor: bool = False):
     (a_s, a_e), (b_s, b_e) = a, b
     c_sig, c_exp = _acc_parts(c)
     axis = -1 if minor else -2
-    if minor:
-        t = a_e[..., :, None, :] + b_e[..., None, :, :]
-    else:
-        t = a_e[..., :, :, None] + b_e[..., None, :, :]
+    ea, eb = _pairs(a_e, b_e, minor)
+    t = ea + eb
     e_prod = jnp.max(t, axis=axis)
     big_e = jnp.maximum(e_prod, c_exp) if model.accumulator_in_alignment else e_prod
     big_e = jnp.maximum(big_e, -(1 << 12))
     shift = jnp.maximum(t + jnp.expand_dims(model.alignment_bits - big_e, axis), -126)
-    if minor:
-        x = (a_s[..., :, None, :] * b_s[..., None, :, :]) * pow2(shift)
-    else:
-        x = (a_s[..., :, :, None] * b_s[..., None, :, :]) * pow2(shift)
+    pa, pb = _pairs(a_s, b_s, minor)
+    x = (pa * pb) * pow2(shift)
     return _finish(model, c, x, c_sig, c_exp, big_e, axis=axis)
 
 
@@ -325,7 +328,7 @@ def reduce_minor(backend: str | None = None) -> bool:
     axis (GPU, TPU), or laid out (…, M, n, N) and summed over n (CPU). Trace time.
 
     The sum is of int32, exact in any order: the layout changes no bit
-    (tests/test_matmul_tensorcore.py forces the GPU layout on the CPU and compares).
+    (tests/test_tensorcore.py forces the GPU layout on the CPU and compares).
     CPU: XLA's CPU backend vectorizes the block's elementwise work along N, contiguous
     in the products and the output. GPU: in the (M, n, N) layout the block sum is a
     column reduction whose every product loads its operands again; one block step at
@@ -337,6 +340,7 @@ def reduce_minor(backend: str | None = None) -> bool:
     (``benchmarks/gpu_quick.py layouts`` times both).
     """
     return (backend or jax.default_backend()) != "cpu"
+
 
 #: Elements per loop iteration on an accelerator (issue 15, item 3).
 UNROLL_ELEMENTS = 64
