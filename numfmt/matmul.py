@@ -70,52 +70,34 @@ def _quantize_operand(x, spec: OperandSpec, key, cast=None) -> _Operand:
     of any layout for the granularities ``"none"`` and ``"tensor"`` (see :func:`_operand`).
 
     One call of the scaled layer's core gives the element values and the dequantized
-    operand together (no codes, no second decode). With ``cast``, the GPU bf16 route's
-    operand instead (:func:`_cast_operand`).
+    operand together (no codes, no second decode). With ``cast`` (the GPU bf16 route,
+    :func:`_bf16_operand`) the element loop itself writes what enters the product in
+    that dtype, and no dequantized operand (``deq`` None): the element values, or for
+    blocks without a tensor scale (MX) the dequantized values (``elem``, ``kscale``
+    None), all exact in bfloat16 (``bf16_exact``; no zero points on that route).
     """
     if spec.is_identity:
         return _Operand(x, None, None, x)
     if spec.block_rows is not None:
         return _quantize_tiles(x, spec, key, cast)
     sch = spec.scheme
-    if cast is not None:
-        return _cast_operand(x, spec, key, cast)
-    q = quantize_with(x, sch, key=key, codes=False, elems=True, values=True)
+    whole = cast is not None and spec.granularity == "block" and not sch.tensor_scale
+    q = quantize_with(x, sch, key=key, codes=False, elems=not whole, values=cast is None or whole, cast=cast)
+    if whole:
+        return _Operand(q.values, None, None, None)
     ev, fmt = q.elems, sch.fmt
-    if isinstance(fmt, IntFormat) and sch.elem_scale == 1.0:
+    if cast is None and isinstance(fmt, IntFormat) and sch.elem_scale == 1.0:
         elem = ev.astype(jnp.int32)
         if q.zero_point is not None:
             elem = elem - q.zero_point
     else:
-        elem = ev * jnp.float32(sch.elem_scale) if sch.elem_scale != 1.0 else ev  # a power of two: exact
+        elem = ev * jnp.asarray(sch.elem_scale, ev.dtype) if sch.elem_scale != 1.0 else ev  # a power of two: exact
     if spec.granularity == "none":
         return _Operand(elem, None, None, q.values)
     if spec.granularity == "block":
         return _Operand(elem, q.scale, q.tensor_scale, q.values)
     scale = q.scale.reshape(q.scale.shape[:2]) if q.scale.ndim else q.scale
     return _Operand(elem, None, scale, q.values)
-
-
-def _cast_operand(x, spec: OperandSpec, key, cast) -> _Operand:
-    """The GPU bf16 route's operand (:func:`_bf16_operand`): ``elem`` holds the values that
-    enter the product, in ``cast``, written by the element loop itself; ``kscale`` the
-    block scales still to apply (NVFP4's, whose tensor scale goes after the product, as
-    ``escale``), else None; ``deq`` None. No zero points on this route (``bf16_exact``).
-
-    Blocks without a tensor scale (MX) take the dequantized values, exact in bfloat16;
-    the others the element values (times a power-of-two ``elem_scale``).
-    """
-    sch = spec.scheme
-    whole = spec.granularity == "block" and not sch.tensor_scale
-    q = quantize_with(x, sch, key=key, codes=False, elems=not whole, values=whole, cast=cast)
-    if whole:
-        return _Operand(q.values, None, None, None)
-    elem = q.elems * jnp.asarray(sch.elem_scale, cast) if sch.elem_scale != 1.0 else q.elems
-    if spec.granularity == "none":
-        return _Operand(elem, None, None, None)
-    if spec.granularity == "block":
-        return _Operand(elem, q.scale, q.tensor_scale, None)
-    return _Operand(elem, None, q.scale.reshape(q.scale.shape[:2]) if q.scale.ndim else q.scale, None)
 
 
 def _quantize_tiles(x, spec: OperandSpec, key, cast=None) -> _Operand:
