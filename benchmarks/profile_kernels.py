@@ -125,17 +125,15 @@ def report(name: str, wall: float, kernels: dict, top: int, ref: float | None):
         print(f"  {ns / 1e6:9.3f} ms  {share:6.1%}  x{n:g}  {k[:90]}")
 
 
+@contextlib.contextmanager
 def _uncorrected():
-    """Context: the GPU quotient without its integer correction (timing only: not exact)."""
-    @contextlib.contextmanager
-    def ctx():
-        saved = bitlayout._corrected_quotient
-        bitlayout._corrected_quotient = bitlayout._float_div
-        try:
-            yield
-        finally:
-            bitlayout._corrected_quotient = saved
-    return ctx()
+    """The GPU quotient without its integer correction, while traced (timing only: not exact)."""
+    saved = bitlayout._corrected_quotient
+    bitlayout._corrected_quotient = bitlayout._float_div
+    try:
+        yield
+    finally:
+        bitlayout._corrected_quotient = saved
 
 
 def scaled_cases(n: int):
