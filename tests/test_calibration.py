@@ -1,8 +1,6 @@
 """Tests of numfmt.calibration: the clip-choosing methods and the min/max observer."""
 
 import functools
-import math
-import re
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +9,7 @@ import pytest
 
 from numfmt import calibration as cal
 from numfmt.scaled import quantize_scaled
+from tests.hlo_arrays import entry_arrays
 
 
 @pytest.fixture(scope="module")
@@ -189,12 +188,7 @@ def test_absmax_calibration_writes_no_array_of_the_input_size(axis):
     # variadic reduce with both outputs used writes nothing of x's size.
 
     x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
-    hlo = jax.jit(lambda a: cal.calibrate(a, "int8", axis=axis)).lower(x).compile().as_text()
-    entry = hlo.split("\nENTRY")[1].split("\n}\n")[0]
-    full = [(op, dt) for op_type, op in re.findall(r"= (\S+?) ([a-z][\w-]*)\(", entry)
-            for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", op_type)
-            if dims and math.prod(int(d) for d in dims.split(",")) == x.size
-            and op not in ("parameter", "bitcast", "get-tuple-element", "tuple")]
+    full = entry_arrays(jax.jit(lambda a: cal.calibrate(a, "int8", axis=axis)).lower(x).compile().as_text(), [x.size])
     assert full == [], full
     want = np.max(np.abs(np.asarray(x)), axis=axis)
     np.testing.assert_array_equal(np.asarray(cal.calibrate(x, "int8", axis=axis)), want)

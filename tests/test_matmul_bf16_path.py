@@ -18,6 +18,7 @@ import pytest
 
 import numfmt as nf
 from numfmt import matmul
+from tests.hlo_arrays import entry_arrays
 
 # A deeper re-run (CI runs it: .ci/run, marker "slow"); the default run stays under 15 minutes.
 pytestmark = pytest.mark.slow
@@ -135,19 +136,9 @@ def test_the_bf16_route_writes_no_float32_operand_after_its_conditional(name, on
     # Each operand's element loop runs inside a lax.cond (fast or exact pass); on the bf16
     # route it must write the bfloat16 operand itself: a float32 output converted after the
     # conditional was one more pass over each operand (issue 15: qmatmul 1.73x bf16 on an H100).
-    import math
-    import re
-
     cfg = ELIGIBLE[name]
     a, b = _data()
     x, y = jnp.asarray(a[0]), jnp.asarray(b[0].T)  # (24, 64) @ (64, 40)
     hlo = jax.jit(lambda p, q: nf.qmatmul(p, q, cfg)).lower(x, y).compile().as_text()
-    sizes = {24 * 64, 40 * 64}
-    conds = []
-    for op_type, op in re.findall(r"= (\S+?) (\w[\w-]*)\(", hlo):
-        if op != "conditional":
-            continue
-        for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", op_type):
-            if dims and math.prod(int(d) for d in dims.split(",")) in sizes:
-                conds.append(dt)
+    conds = [dt for op, dt in entry_arrays(hlo, {24 * 64, 40 * 64}) if op == "conditional"]
     assert len(conds) == 2 and set(conds) == {"bf16"}, conds  # one loop per operand, each writing bf16

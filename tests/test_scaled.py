@@ -1,7 +1,6 @@
 """Tests of numfmt.scaled: QArray, quantize_scaled, MX and NVFP4."""
 
 import math
-import re
 from fractions import Fraction
 
 import jax
@@ -17,6 +16,7 @@ from numfmt.autodiff import fake_quant
 from numfmt.mx import mx_quantize, nvfp4_quantize
 from numfmt.scaled import QArray, dequantize, quantize_scaled
 from numfmt.scales import pow2_scale_exponent
+from tests.hlo_arrays import entry_arrays
 
 MX_ELEMS = ["e4m3", "e5m2", "e3m2", "e2m3", "e2m1", "int8"]
 
@@ -411,12 +411,5 @@ def test_scaled_quantization_materializes_nothing_of_the_input_size(case):
          "int8 rows": lambda a: quantize_scaled(a, "int8", axis=1),
          "mx e4m3": lambda a: mx_quantize(a, "e4m3")}[case]
     x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
-    hlo = jax.jit(f).lower(x).compile().as_text()
-    entry = hlo.split("\nENTRY")[1].split("\n}\n")[0]
-    full = []
-    for op_type, op in re.findall(r"= (\S+?) ([a-z][\w-]*)\(", entry):
-        for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", op_type):
-            if dims and math.prod(int(d) for d in dims.split(",")) == x.size and op not in (
-                    "parameter", "bitcast", "get-tuple-element", "tuple"):
-                full.append((op, dt))
+    full = entry_arrays(jax.jit(f).lower(x).compile().as_text(), [x.size])
     assert full == [("conditional", "f32" if case.startswith("fake") else "u8")], full
