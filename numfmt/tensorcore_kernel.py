@@ -279,8 +279,44 @@ def fma(x, y, c):
 
     Written out because whether XLA contracts ``x * y + c`` into a hardware FMA depends
     on the backend and on the surrounding program (its CPU backend does for a product
-    with one use).
+    with one use). IEEE 754's FMA at the top of the range too: a result past float32's
+    largest value is +-inf, and one within it is exact even where ``x * y`` alone would
+    overflow (``3e38 * 2 - 3e38`` is ``3e38``); ``x`` or ``y`` infinite or NaN gives
+    ``x * y + c``, an infinite or NaN ``c`` (with finite ``x``, ``y``) gives ``c``.
     """
+    ux, uy, uc = (lax.bitcast_convert_type(v, jnp.uint32) for v in (x, y, c))
+    fx, fy, fc = (((u >> 23) & 0xFF).astype(_I32) for u in (ux, uy, uc))
+    neg_product = (ux >> 31) != (uy >> 31)
+    # Near the top of the range the error terms below would overflow (inf - inf): the
+    # larger factor and c are scaled by 2**-64 and the result back by 2**64 (exact, or
+    # the overflow to inf that the unscaled sum has). A partner so small that it would
+    # leave the normal range there only breaks ties (it lies far below half an ulp of
+    # the other): it is replaced by a normal stand-in of its sign.
+    big = (fx + fy >= 125 + 2 * 127) | (fc >= 125 + 127)
+    swap = fy > fx
+    hi, lo = jnp.where(swap, y, x), jnp.where(swap, x, y)
+    zero_product = (fx == 0) | (fy == 0)  # (subnormal operands are not modelled: XLA's CPU backend flushes them)
+    tiny_product = big & ~zero_product & (fx + fy < 4 + 2 * 127)
+    hi = jnp.where(tiny_product, jnp.where(hi < 0, _F32(-(2.0**-30)), _F32(2.0**-30)),
+                   jnp.where(big, hi * _F32(2.0**-64), hi))
+    lo = jnp.where(tiny_product, jnp.where(lo < 0, _F32(-(2.0**-30)), _F32(2.0**-30)), lo)
+    tiny_c = big & (fc != 0) & (fc < -36 + 127)
+    cs = jnp.where(tiny_c, jnp.where(c < 0, _F32(-(2.0**-100)), _F32(2.0**-100)),
+                   jnp.where(big, c * _F32(2.0**-64), c))
+    r = _fma_normal(hi, lo, cs)
+    r = jnp.where(big, r * _F32(2.0**64), r)
+    # A product of at least 2**129 beside a finite c: the sum overflows, to the product's sign.
+    r = jnp.where(fx + fy >= 129 + 2 * 127, jnp.where(neg_product, -jnp.inf, jnp.inf).astype(_F32), r)
+    # An exact zero is +0 (round to nearest), but -0 for (-0) + (-0): a zero product of
+    # negative sign and c = -0. (Chains that start from +0, as the hardware's do, never meet it.)
+    neg_zero = (((ux << 1) == 0) | ((uy << 1) == 0)) & neg_product & (uc == jnp.uint32(0x80000000))
+    r = jnp.where(neg_zero, _F32(-0.0), r)
+    special = jnp.where((fx == 255) | (fy == 255), x * y + c, c)
+    return jnp.where((fx == 255) | (fy == 255) | (fc == 255), special, r)
+
+
+def _fma_normal(x, y, c):
+    """:func:`fma` where no step overflows: ``|x * y| < 2**126`` and ``|c| < 2**125``."""
     p = x * y
     xh, xl = _split12(x)
     yh, yl = _split12(y)

@@ -338,6 +338,70 @@ def test_inf_and_nan_operands_propagate():
     assert out[0, 0] == np.inf and np.isnan(out[0, 1]) and out[1, 0] == 3.0 and out[1, 1] == 1.0
 
 
+def _fp32(sign, e, m):
+    return np.float32((-1) ** sign * (1 + m / 2.0**23) * 2.0**e)
+
+
+# Normal float32 values from 2**-30 up to the largest: products, their 12-bit partial
+# products and any cancellation stay normal (the kernel does not model float32's
+# subnormal range, which XLA's CPU backend flushes), and the top of the range, where a
+# product or a sum overflows, is drawn often.
+_TOP = st.builds(_fp32, st.integers(0, 1), st.integers(100, 127), st.integers(0, 2**23 - 1))
+_ANY = st.builds(_fp32, st.integers(0, 1), st.integers(-30, 127), st.integers(0, 2**23 - 1))
+_FMA_OPERAND = st.one_of(_TOP, _ANY, st.sampled_from([np.float32(0), np.float32(-0.0), np.float32(np.inf),
+                                                      np.float32(-np.inf), np.float32(np.nan)]))
+
+
+def _same_bits(got, want):
+    got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
+    return np.array_equal(got.view(np.uint32), want.view(np.uint32)) or (np.isnan(got).all() and np.isnan(want).all())
+
+
+@given(_FMA_OPERAND, _FMA_OPERAND, _FMA_OPERAND)
+def test_fma_is_ieee_fma_up_to_the_overflow(x, y, c):
+    # numfmt.ops.fma (checked against Berkeley SoftFloat in test_ops) rounds x * y + c once
+    # into FP32, overflow to +-inf included. Before the scaling near the top of the range,
+    # the kernel's FMA gave NaN for every product past 2**128, even where the sum is finite.
+    got = np.asarray(jax.jit(tk.fma)(*(jnp.asarray([v], jnp.float32) for v in (x, y, c))))
+    want = nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32)
+    assert _same_bits(got, want), (x, y, c, got, want)
+
+
+@pytest.mark.parametrize("x, y, c", [
+    (3e38, 2.0, -3e38),  # the product alone overflows; the sum does not
+    (3e38, 2.0, 0.0), (-3e38, 2.0, 0.0), (3e38, 1.0, 1e38),  # the sum overflows: -+inf, not NaN
+    (2.0**127 * (2 - 2.0**-23), 1.0, 2.0**103),  # the largest float plus half its ulp: a tie, to even (inf)
+    (2.0**127 * (2 - 2.0**-23), 1.0, 2.0**103 - 2.0**80),  # just below the overflow threshold
+    # (1 + 2**-12)**2 * 2**126 lies on a midpoint; a tiny c (far below the scaled range)
+    # decides the direction, and c = 0 leaves it to even (down):
+    (2.0**100 * (1 + 2.0**-12), 2.0**26 * (1 + 2.0**-12), 2.0**-50),
+    (2.0**100 * (1 + 2.0**-12), 2.0**26 * (1 + 2.0**-12), -(2.0**-50)),
+    (2.0**100 * (1 + 2.0**-12), 2.0**26 * (1 + 2.0**-12), 0.0),
+    (2.0**-20, 2.0**-20 * 3, 3e38), (-(2.0**-20), 2.0**-20, 2.0**127),  # a negligible product beside a huge c
+    (0.0, 5.0, 3e38), (3e38, 2.0, np.inf), (3e38, 2.0, -np.inf), (np.inf, 0.0, 1.0), (np.inf, 2.0, -np.inf),
+])
+def test_fma_at_the_top_of_the_range(x, y, c):
+    x, y, c = (np.float32(v) for v in (x, y, c))
+    got = np.asarray(tk.fma(*(jnp.asarray([v], jnp.float32) for v in (x, y, c))))
+    assert _same_bits(got, nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32)), (x, y, c, got)
+
+
+def test_fp32_model_and_block_scales_overflow_to_inf():
+    # H100_FP32 chains exact FMAs: 3e38 * 2 overflows to inf and stays there (IEEE); the
+    # DeepSeek-V3 promotion multiplies a partial sum by two block scales in one FMA.
+    a = np.array([[3e38, 1.0], [3e38, -3e38]], np.float32)
+    b = np.array([[2.0, 0.0], [2.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(np.asarray(tc.tensorcore_dot(a, b, tc.H100_FP32)), np.full((2, 2), np.inf))
+    x = np.ones((2, 128), np.float32)
+    x[0, :2] = 3e38  # row 0's block scale is 3e38 / 448: its ones quantize to 0
+    x[1, 0] = 448.0  # row 1's and w's block scales are 1
+    w = np.ones((128, 2), np.float32)
+    w[0, 1], w[5, 0] = -1.0, 448.0
+    y = np.asarray(nf.qmatmul(x, w, nf.matmul_profile("deepseek_v3_fp8")))
+    # 3e38 + 3e38 overflows, -3e38 + 3e38 is 0; 448 + 448 + 126 and -448 + 127.
+    np.testing.assert_array_equal(y, [[np.inf, 0.0], [1022.0, -321.0]])
+
+
 def test_exact_zero_sum_is_positive_zero():
     a = np.array([[1.0, -1.0]], np.float32)
     b = np.array([[1.0, 1.0]], np.float32)
