@@ -13,6 +13,7 @@ relative to the sum of the products' magnitudes and the number of outputs that d
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -79,6 +80,19 @@ CORE_MODELLED = ("h100_fp8_fast_accum", "deepseek_v3_fp8", "int8_tflite", "emula
 NATIVE = ("fp32", "bf16_fp32acc", "mxfp8")
 
 
+def _gradients(config):
+    """Both operands' gradients through ``qmatmul`` with ``config`` (a training step's products)."""
+    def grads(a, b):
+        return jax.grad(lambda u, v: jnp.sum(jnp.sin(nf.qmatmul(u, v, config))), argnums=(0, 1))(a, b)
+    return grads
+
+
+# The backward's products contract over M (the weight's gradient) and N: with the
+# modelled accumulator there too, sharding M or K changes no bit.
+TRAINING = dataclasses.replace(nf.matmul_profile("h100_fp8_fast_accum"), grad=nf.OperandSpec(nf.E5M2),
+                               grad_accumulator=nf.H100_FP8_FAST_ACCUM)
+
+
 def _product(name):
     """``qmatmul`` with the profile or emulated config ``name``."""
     config = EMULATED[name] if name in EMULATED else nf.matmul_profile(name)
@@ -126,6 +140,8 @@ def main(group: str) -> dict:
         out[f"qmatmul {name} [K sharded]"] = _compare(fn, (x, w), k_split)
         if group == "all":
             out[f"qmatmul {name} [M sharded]"] = _compare(fn, (x, w), m_split)
+    for lay, split in (("K sharded", k_split), ("M sharded", m_split)):
+        out[f"qmatmul gradients, E5M2 cotangents [{lay}]"] = _compare(_gradients(TRAINING), (x, w), split)
     native = {}
     for name in NATIVE if group == "all" else NATIVE[:1]:
         fn = jax.jit(_product(name))

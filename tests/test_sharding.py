@@ -42,9 +42,9 @@ def _check(result: dict, expected_cases: int):
 
 
 def test_core_cases_sharded_equal_unsharded():
-    _check(_run("core"), 6 + 4 + 1)
+    _check(_run("core"), 6 + 4 + 2 + 1)
 
 
 @pytest.mark.slow
 def test_every_case_on_three_layouts():
-    _check(_run("all"), 16 * 3 + 10 * 2 + 3)
+    _check(_run("all"), 16 * 3 + 10 * 2 + 2 + 3)
