@@ -216,8 +216,15 @@ def _fp32_round(hi, lo, rounding, key, rbits=None):
     return jnp.where(finite, out, hi)
 
 
+def _check_accumulator(acc, what: str):
+    if not isinstance(acc, Accumulator):
+        raise TypeError(f"{what}: acc must be an Accumulator (e.g. numfmt.Accumulator(numfmt.E8M13, dot_width=32)), "
+                        f"got {type(acc).__name__}")
+
+
 def round_add(s, c, acc: Accumulator, key=None):
     """``s + c`` rounded once into ``acc.fmt`` by ``acc.rounding`` (float32 or int32 arrays)."""
+    _check_accumulator(acc, "round_add")
     fmt = acc.fmt
     if isinstance(fmt, IntFormat):
         r = s + c  # int32, wraps on overflow: detect it and saturate
@@ -250,6 +257,29 @@ def _scaled(v, sa, sb):
     return v * (sa[..., :, None] * sb[..., None, :])
 
 
+def _check_accumulate(a, b, acc):
+    """``a`` and ``b`` as arrays, after the checks that name what is wrong (bad input at the boundary)."""
+    _check_accumulator(acc, "accumulate")
+    if acc.dot_width is None:
+        raise ValueError("accumulate emulates the sum chunk by chunk: acc needs a dot_width "
+                         "(dot_width=None is the native matmul, which qmatmul runs itself)")
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    for name, x in (("a", a), ("b", b)):
+        if x.ndim != 3:
+            raise ValueError(f"{name} must have shape (B, rows, K), got shape {x.shape}")
+        want = jnp.int32 if acc.is_int else jnp.float32
+        if x.dtype != want:
+            raise TypeError(f"{name} must hold {jnp.dtype(want).name} element values for a "
+                            f"{acc.fmt.name} accumulator, got dtype {x.dtype}")
+    if a.shape[0] != b.shape[0] or a.shape[2] != b.shape[2]:
+        raise ValueError(f"a (B, M, K) and b (B, N, K) need the same B and K, got {a.shape} and {b.shape}")
+    unit = acc.promotion_interval or acc.dot_width
+    if a.shape[2] % unit:
+        what = "promotion_interval" if acc.promotion_interval else "dot_width"
+        raise ValueError(f"K = {a.shape[2]} must be a multiple of {what} = {unit} (pad both operands with zeros)")
+    return a, b
+
+
 def accumulate(a, b, acc: Accumulator, *, chunk_scale=None, interval_scale=None, key=None):
     """The emulated sum ``sum_k a[b, m, k] * b[b, n, k]`` through the accumulator ``acc``.
 
@@ -270,6 +300,7 @@ def accumulate(a, b, acc: Accumulator, *, chunk_scale=None, interval_scale=None,
     Returns:
       ``(B, M, N)`` sums: float32, or int32 for an integer accumulator without promotion.
     """
+    a, b = _check_accumulate(a, b, acc)
     B, M, K = a.shape
     N = b.shape[1]
     w = acc.dot_width

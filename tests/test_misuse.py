@@ -183,3 +183,28 @@ def test_readme_states_every_accepted_difference_from_ml_dtypes():
     text = " ".join((REPO / "README.md").read_text().split())
     for family in ("NaN codes", "NaN inputs into formats without NaN", "E8M0 ties", "E8M0 inputs just above"):
         assert family in text, family
+
+
+# ---- the accumulator's public functions --------------------------------------------------
+
+
+_A = np.ones((1, 2, 8), np.float32)
+_B = np.ones((1, 3, 8), np.float32)
+_ACC = nf.Accumulator(nf.BF16, dot_width=4)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: nf.accumulate(_A, _B, nf.BF16), TypeError, "acc must be an Accumulator"),
+    (lambda: nf.accumulate(_A, _B, nf.Accumulator(nf.FP32)), ValueError, "needs a dot_width"),
+    (lambda: nf.accumulate(_A[0], _B[0], _ACC), ValueError, r"a must have shape \(B, rows, K\)"),
+    (lambda: nf.accumulate(_A, _B[..., :4], _ACC), ValueError, "the same B and K"),
+    (lambda: nf.accumulate(np.ones((2, 2, 8), np.float32), _B, _ACC), ValueError, "the same B and K"),
+    (lambda: nf.accumulate(_A[..., :6], _B[..., :6], _ACC), ValueError, "multiple of dot_width = 4"),
+    (lambda: nf.accumulate(_A, _B, nf.Accumulator(nf.INT32, dot_width=4)), TypeError, "int32 element values"),
+    (lambda: nf.round_add(np.float32(1), np.float32(2), nf.BF16), TypeError, "acc must be an Accumulator"),
+])
+def test_accumulate_and_round_add_name_what_is_wrong(call, error, message):
+    # Before, these failed inside: "unsupported operand type(s) for //", a reshape of the
+    # wrong size, a missing attribute; a float operand of an integer accumulator passed.
+    with pytest.raises(error, match=message):
+        call()
