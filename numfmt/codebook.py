@@ -383,6 +383,8 @@ def storage_report(q: CodebookArray, *, bits_before: float = 32.0, codebook_bits
     spread over the weights; ``entropy_bits`` is the labels' empirical entropy (the bound
     Huffman coding comes within one bit of). Runs on the host.
     """
+    if not isinstance(q, CodebookArray):
+        raise TypeError(f"q must be a CodebookArray (from kmeans_quantize), got {type(q).__name__}")
     labels = np.asarray(q.labels).reshape(-1).astype(np.int64)
     n = labels.shape[0]
     k = 1 << q.bits

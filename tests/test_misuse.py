@@ -185,7 +185,7 @@ def test_readme_states_every_accepted_difference_from_ml_dtypes():
         assert family in text, family
 
 
-# ---- the accumulator's public functions --------------------------------------------------
+# ---- the accumulator's public functions, the codebook's report --------------------------------------------------
 
 
 _A = np.ones((1, 2, 8), np.float32)
@@ -202,8 +202,9 @@ _ACC = nf.Accumulator(nf.BF16, dot_width=4)
     (lambda: nf.accumulate(_A[..., :6], _B[..., :6], _ACC), ValueError, "multiple of dot_width = 4"),
     (lambda: nf.accumulate(_A, _B, nf.Accumulator(nf.INT32, dot_width=4)), TypeError, "int32 element values"),
     (lambda: nf.round_add(np.float32(1), np.float32(2), nf.BF16), TypeError, "acc must be an Accumulator"),
+    (lambda: nf.storage_report(_A), TypeError, "q must be a CodebookArray"),  # was: no attribute 'labels'
 ])
-def test_accumulate_and_round_add_name_what_is_wrong(call, error, message):
+def test_accumulate_round_add_and_storage_report_name_what_is_wrong(call, error, message):
     # Before, these failed inside: "unsupported operand type(s) for //", a reshape of the
     # wrong size, a missing attribute; a float operand of an integer accumulator passed.
     with pytest.raises(error, match=message):
