@@ -185,7 +185,7 @@ def test_readme_states_every_accepted_difference_from_ml_dtypes():
         assert family in text, family
 
 
-# ---- the accumulator's public functions, the codebook's report --------------------------------------------------
+# ---- the accumulator's public functions, the codebook's report -------------------------------
 
 
 _A = np.ones((1, 2, 8), np.float32)
