@@ -100,9 +100,7 @@ def _product(name):
 
 
 def _differ(got, ref) -> int:
-    got, ref = np.asarray(got), np.asarray(ref)
-    if got.dtype != ref.dtype or got.shape != ref.shape:
-        return -1
+    """How many elements of ``got`` differ from ``ref`` (bits, NaNs equal); same dtype and shape."""
     if got.dtype.kind == "f":
         return int(np.sum(~((got == ref) & (np.signbit(got) == np.signbit(ref)) | (np.isnan(got) & np.isnan(ref)))))
     return int(np.sum(got != ref))
@@ -115,8 +113,9 @@ def _compare(fn, args, shardings) -> int | str:
         got = jax.tree_util.tree_leaves(f(*(jax.device_put(a, s) for a, s in zip(args, shardings))))
     except Exception as exc:  # noqa: BLE001 - reported to the test, which fails on it
         return f"{type(exc).__name__}: {str(exc)[:300]}"
-    if len(got) != len(ref):
-        return "a different number of outputs"
+    got, ref = [np.asarray(v) for v in got], [np.asarray(v) for v in ref]
+    if [(v.dtype, v.shape) for v in got] != [(v.dtype, v.shape) for v in ref]:
+        return f"other outputs: {[(v.dtype.name, v.shape) for v in got]} for {[(v.dtype.name, v.shape) for v in ref]}"
     return sum(_differ(g, r) for g, r in zip(got, ref))
 
 
