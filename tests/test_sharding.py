@@ -5,7 +5,7 @@ accumulation numfmt models must give the same bits sharded as unsharded, the
 contraction axis included (tests/sharded_cases.py lists the cases). The fast path's
 native float32 product is the one exception, and only for a sharded contraction axis:
 XLA sums each shard's part and then the parts, another order of the same float32
-additions (docs/semantics.md, "Backends"); its difference is checked to be of that size.
+additions (docs/semantics.md, "Sharded arrays"); its difference is checked to be of that size.
 The default run checks a core set on a 2 x 2 mesh; ``-m slow`` every case on three layouts.
 """
 

@@ -31,6 +31,7 @@ from hypothesis import strategies as st
 import numfmt as nf
 from numfmt import tensorcore as tc
 from numfmt import tensorcore_kernel as tk
+from numfmt.testing.reference import reference_round
 
 # The recorded cases live beside this file (shared with the table printer).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -359,12 +360,17 @@ def _same_bits(got, want):
 
 @given(_FMA_OPERAND, _FMA_OPERAND, _FMA_OPERAND)
 def test_fma_is_ieee_fma_up_to_the_overflow(x, y, c):
-    # numfmt.ops.fma (checked against Berkeley SoftFloat in test_ops) rounds x * y + c once
-    # into FP32, overflow to +-inf included. Before the scaling near the top of the range,
+    # numfmt.ops.fma rounds x * y + c once into FP32 (a float64 proxy rounded to odd;
+    # checked against Berkeley SoftFloat for FP16 in test_ops), overflow to +-inf included. Before the scaling near the top of the range,
     # the kernel's FMA gave NaN for every product past 2**128, even where the sum is finite.
     got = np.asarray(jax.jit(tk.fma)(*(jnp.asarray([v], jnp.float32) for v in (x, y, c))))
     want = nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32)
     assert _same_bits(got, want), (x, y, c, got, want)
+    if np.isfinite([x, y, c]).all():  # and the exact sum, rounded by numfmt.testing's reference
+        exact = Fraction(float(x)) * Fraction(float(y)) + Fraction(float(c))
+        negative_zero = exact == 0 and np.signbit(x) != np.signbit(y) and (x == 0 or y == 0) and np.signbit(c)
+        code = 0x80000000 if negative_zero else reference_round(exact, nf.FP32)
+        assert int(got.view(np.uint32)[0]) == code, (x, y, c, got)
 
 
 @pytest.mark.parametrize("x, y, c", [
