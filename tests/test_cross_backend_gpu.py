@@ -43,6 +43,17 @@ def _leaves(out):
     return [out]
 
 
+def _tc_operands(top=3e38):
+    """Operands for the modelled products: normal float32 rows 2**-20 to 2**20 apart, and a
+    few values ``top`` near float32's top, where the exact FMA scales its operands (host
+    arrays: each device computes from them)."""
+    rng = np.random.default_rng(1)
+    a = (rng.standard_normal((64, 512)) * np.exp2(rng.integers(-20, 20, (64, 1)))).astype(np.float32)
+    b = (rng.standard_normal((128, 512)) * np.exp2(rng.integers(-20, 20, (128, 1)))).astype(np.float32)
+    a[::7, 3] = top
+    return a, b
+
+
 # The four cases a short lease did not reach (2026-11-26, H100: the other ten gave identical
 # bits) go first, so that the next one checks them before anything else.
 CASES = {
@@ -60,6 +71,13 @@ CASES = {
     "nvfp4_quantize": lambda x: nf.nvfp4_quantize(x),
     "fake_quant e4m3": lambda x: nf.fake_quant(x, "e4m3"),
     "fake_quant int8 scale=3": lambda x: nf.fake_quant(x, "int8", scale=3.0),
+    # The tensor-core models (docs/semantics.md: the same on CPU and GPU); not yet run on a GPU.
+    "tensorcore_dot H100_FP32 (exact FMAs, overflow)": lambda x: nf.tensorcore_dot(*_tc_operands(), nf.H100_FP32),
+    # (top 1e30: the block scales' product stays finite; 0 * inf would be a NaN, whose bits differ by device)
+    "qmatmul deepseek_v3_fp8": lambda x: nf.qmatmul(_tc_operands(1e30)[0], _tc_operands(1e30)[1].T,
+                                                    nf.matmul_profile("deepseek_v3_fp8")),
+    "qmatmul h100_fp8_fast_accum": lambda x: nf.qmatmul(_tc_operands()[0], _tc_operands()[1].T,
+                                                        nf.matmul_profile("h100_fp8_fast_accum")),
 }
 
 
