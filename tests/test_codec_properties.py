@@ -24,6 +24,7 @@ import numfmt as nf
 from numfmt import formats as F
 from numfmt.formats import SPECIALS, FloatFormat, IntFormat
 from numfmt.testing.reference import grid_value, reference_decode, reference_round
+from tests.bits import same_bits
 
 MODES = ("nearest_even", "nearest_away", "toward_zero", "up", "down", "odd")
 BUILTIN = [F.get(n) for n in F.names() if F.get(n).kind in ("float", "int")]  # log formats: tests/test_logformat.py
@@ -220,13 +221,6 @@ def test_decode_of_a_custom_format_matches_oracle(fmt):
 # ---- invariants -----------------------------------------------------------------------
 
 
-def _same_bits(a, b) -> bool:
-    """Bitwise equality of float arrays, every NaN equal to every NaN."""
-    a, b = np.asarray(a), np.asarray(b)
-    nan = np.isnan(a)
-    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a.view(np.uint32)[~nan], b.view(np.uint32)[~nan]))
-
-
 formats_fitting_float32 = st.one_of(
     st.sampled_from([f for f in BUILTIN if _fits_float32(f)]), float_formats(anywhere=False), int_formats()
 ).filter(_fits_float32)
@@ -238,8 +232,8 @@ def test_decode_of_encode_is_quantize_and_idempotent(data, fmt, mode, saturate):
     x = data.draw(batches(fmt), label="x")
     q = np.asarray(nf.quantize(x, fmt, mode, saturate=saturate))
     assert q.dtype == np.float32
-    assert _same_bits(nf.decode(nf.encode(x, fmt, mode, saturate=saturate), fmt, np.float32), q)
-    assert _same_bits(nf.quantize(q, fmt, mode, saturate=saturate), q)
+    assert same_bits(nf.decode(nf.encode(x, fmt, mode, saturate=saturate), fmt, np.float32), q)
+    assert same_bits(nf.quantize(q, fmt, mode, saturate=saturate), q)
 
 
 @settings(max_examples=EXAMPLES)
@@ -276,15 +270,15 @@ def _values_fitting_float32(fmt):
 def test_every_value_round_trips(fmt):
     v = _values_fitting_float32(fmt)
     for mode in MODES:
-        assert _same_bits(nf.quantize(v, fmt, mode), v), mode
-    assert _same_bits(nf.decode(nf.encode(v, fmt, "odd", saturate=True), fmt, np.float32), v)
+        assert same_bits(nf.quantize(v, fmt, mode), v), mode
+    assert same_bits(nf.decode(nf.encode(v, fmt, "odd", saturate=True), fmt, np.float32), v)
 
 
 @settings(max_examples=EXAMPLES)
 @given(fmt=formats_fitting_float32.filter(lambda f: f.bits <= 12), mode=st.sampled_from(MODES))
 def test_every_value_of_a_custom_format_round_trips(fmt, mode):
     v = _values_fitting_float32(fmt)
-    assert _same_bits(nf.quantize(v, fmt, mode), v)
+    assert same_bits(nf.quantize(v, fmt, mode), v)
 
 
 # ---- float64 inputs: rounded once ---------------------------------------------------------

@@ -32,6 +32,7 @@ import numfmt as nf
 from numfmt import tensorcore as tc
 from numfmt import tensorcore_kernel as tk
 from numfmt.testing.reference import reference_round
+from tests.bits import same_bits
 
 # The recorded cases live beside this file (shared with the table printer).
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -353,19 +354,14 @@ _FMA_OPERAND = st.one_of(_TOP, _ANY, st.sampled_from([np.float32(0), np.float32(
                                                       np.float32(-np.inf), np.float32(np.nan)]))
 
 
-def _same_bits(got, want):
-    got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
-    return np.array_equal(got.view(np.uint32), want.view(np.uint32)) or (np.isnan(got).all() and np.isnan(want).all())
-
-
 @given(_FMA_OPERAND, _FMA_OPERAND, _FMA_OPERAND)
 def test_fma_is_ieee_fma_up_to_the_overflow(x, y, c):
     # numfmt.ops.fma rounds x * y + c once into FP32 (a float64 proxy rounded to odd;
     # checked against Berkeley SoftFloat for FP16 in test_ops), overflow to +-inf included. Before the scaling near the top of the range,
     # the kernel's FMA gave NaN for every product past 2**128, even where the sum is finite.
     got = np.asarray(jax.jit(tk.fma)(*(jnp.asarray([v], jnp.float32) for v in (x, y, c))))
-    want = nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32)
-    assert _same_bits(got, want), (x, y, c, got, want)
+    want = nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32).astype(np.float32)  # FP32 values
+    assert same_bits(got, want), (x, y, c, got, want)
     if np.isfinite([x, y, c]).all():  # and the exact sum, rounded by numfmt.testing's reference
         exact = Fraction(float(x)) * Fraction(float(y)) + Fraction(float(c))
         negative_zero = exact == 0 and np.signbit(x) != np.signbit(y) and (x == 0 or y == 0) and np.signbit(c)
@@ -389,7 +385,8 @@ def test_fma_is_ieee_fma_up_to_the_overflow(x, y, c):
 def test_fma_at_the_top_of_the_range(x, y, c):
     x, y, c = (np.float32(v) for v in (x, y, c))
     got = np.asarray(tk.fma(*(jnp.asarray([v], jnp.float32) for v in (x, y, c))))
-    assert _same_bits(got, nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32)), (x, y, c, got)
+    want = nf.ops.fma(np.array([x]), np.array([y]), np.array([c]), nf.FP32).astype(np.float32)
+    assert same_bits(got, want), (x, y, c, got)
 
 
 def test_fp32_model_and_block_scales_overflow_to_inf():
