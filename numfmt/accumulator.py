@@ -264,10 +264,10 @@ def _check_accumulate(a, b, acc):
         raise ValueError("accumulate emulates the sum chunk by chunk: acc needs a dot_width "
                          "(dot_width=None is the native matmul, which qmatmul runs itself)")
     a, b = jnp.asarray(a), jnp.asarray(b)
+    want = jnp.int32 if acc.is_int else jnp.float32
     for name, x in (("a", a), ("b", b)):
         if x.ndim != 3:
             raise ValueError(f"{name} must have shape (B, rows, K), got shape {x.shape}")
-        want = jnp.int32 if acc.is_int else jnp.float32
         if x.dtype != want:
             raise TypeError(f"{name} must hold {jnp.dtype(want).name} element values for a "
                             f"{acc.fmt.name} accumulator, got dtype {x.dtype}")

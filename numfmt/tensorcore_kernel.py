@@ -297,12 +297,10 @@ def fma(x, y, c):
     hi, lo = jnp.where(swap, y, x), jnp.where(swap, x, y)
     zero_product = (fx == 0) | (fy == 0)  # (subnormal operands are not modelled: XLA's CPU backend flushes them)
     tiny_product = big & ~zero_product & (fx + fy < 4 + 2 * 127)
-    hi = jnp.where(tiny_product, jnp.where(hi < 0, _F32(-(2.0**-30)), _F32(2.0**-30)),
-                   jnp.where(big, hi * _F32(2.0**-64), hi))
-    lo = jnp.where(tiny_product, jnp.where(lo < 0, _F32(-(2.0**-30)), _F32(2.0**-30)), lo)
+    hi = jnp.where(tiny_product, jnp.copysign(_F32(2.0**-30), hi), jnp.where(big, hi * _F32(2.0**-64), hi))
+    lo = jnp.where(tiny_product, jnp.copysign(_F32(2.0**-30), lo), lo)
     tiny_c = big & (fc != 0) & (fc < -36 + 127)
-    cs = jnp.where(tiny_c, jnp.where(c < 0, _F32(-(2.0**-100)), _F32(2.0**-100)),
-                   jnp.where(big, c * _F32(2.0**-64), c))
+    cs = jnp.where(tiny_c, jnp.copysign(_F32(2.0**-100), c), jnp.where(big, c * _F32(2.0**-64), c))
     r = _fma_normal(hi, lo, cs)
     r = jnp.where(big, r * _F32(2.0**64), r)
     # A product of at least 2**129 beside a finite c: the sum overflows, to the product's sign.
@@ -311,8 +309,8 @@ def fma(x, y, c):
     # negative sign and c = -0. (Chains that start from +0, as the hardware's do, never meet it.)
     neg_zero = (((ux << 1) == 0) | ((uy << 1) == 0)) & neg_product & (uc == jnp.uint32(0x80000000))
     r = jnp.where(neg_zero, _F32(-0.0), r)
-    special = jnp.where((fx == 255) | (fy == 255), x * y + c, c)
-    return jnp.where((fx == 255) | (fy == 255) | (fc == 255), special, r)
+    nonfinite_xy = (fx == 255) | (fy == 255)
+    return jnp.where(nonfinite_xy | (fc == 255), jnp.where(nonfinite_xy, x * y + c, c), r)
 
 
 def _fma_normal(x, y, c):
