@@ -186,7 +186,6 @@ def test_absmax_calibration_writes_no_array_of_the_input_size(axis):
     # A lone integer max (the extent's minimum unused) compiled on XLA's CPU backend into
     # materialized magnitude bits and a tree of reduce-windows, 1.6x a copy; the
     # variadic reduce with both outputs used writes nothing of x's size.
-
     x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
     full = entry_arrays(jax.jit(lambda a: cal.calibrate(a, "int8", axis=axis)).lower(x).compile().as_text(), [x.size])
     assert full == [], full
