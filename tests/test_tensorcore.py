@@ -405,6 +405,26 @@ def test_fp32_model_and_block_scales_overflow_to_inf():
     np.testing.assert_array_equal(y, [[np.inf, 0.0], [1022.0, -321.0]])
 
 
+def test_fp32_chain_takes_the_full_fma_only_near_the_top(monkeypatch):
+    # H100_FP32 runs the FMA without its top-of-range handling (1.7x cheaper) when
+    # |a| |b| K < 2**125 bounds every product and running sum; the bound is exact at
+    # its edge, and the full FMA gives the same bits wherever the cheaper one is used.
+    k = 16
+    def bound(ea, eb):
+        a, b = np.full((2, k), 2.0**ea, np.float32), np.full((3, k), -(2.0**eb), np.float32)
+        return bool(tk._sums_stay_normal(jnp.asarray(a), jnp.asarray(b), k))
+    assert bound(59, 59) and bound(127, -10) and not bound(60, 59) and not bound(127, 0)
+    rng = np.random.default_rng(5)
+    a = (rng.standard_normal((8, 64)) * 2.0 ** rng.integers(-30, 30, (8, 1))).astype(np.float32)
+    b = (rng.standard_normal((6, 64)) * 2.0 ** rng.integers(-30, 30, (6, 1))).astype(np.float32)
+    cheap = np.asarray(tc.tensorcore_dot(a, b, tc.H100_FP32))
+    monkeypatch.setattr(tk, "_sums_stay_normal", lambda *args: jnp.asarray(False))
+    jax.clear_caches()
+    full = np.asarray(tc.tensorcore_dot(a, b, tc.H100_FP32))
+    jax.clear_caches()
+    np.testing.assert_array_equal(cheap.view(np.uint32), full.view(np.uint32))
+
+
 def test_exact_zero_sum_is_positive_zero():
     a = np.array([[1.0, -1.0]], np.float32)
     b = np.array([[1.0, 1.0]], np.float32)
