@@ -92,7 +92,8 @@ def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
     as ``min(bits - 1) + 1`` on unsigned bits (0 wraps to the top). When they do not
     (columns), the integer reductions are slow there and a float max is used, checked:
     the integer max runs (a ``lax.cond``) when some group's float max is below the
-    normal range (subnormals read as 0), and the smallest non-zero magnitude is the whole
+    normal range (subnormals read as 0) or ``x`` holds a NaN or inf (which that
+    backend's float max drops), and the smallest non-zero magnitude is the whole
     array's (the variadic reduce over the last axis, then over its results). Before that
     bound, the scaled layer's element loop took its exact path on the bits for every
     column group (per-column INT8 fake quantization on the 2-core CPU of
@@ -115,16 +116,21 @@ def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
     if x.ndim - 1 in axes:
         hi, lo = max_min(axes)
     else:
-        m = jnp.max(jnp.abs(x), axis=axes)
-        ok = magnitude_bits(m, lay) >= magnitude_bits(jnp.asarray(np.finfo(x.dtype).tiny, x.dtype), lay)
-        hi = lax.cond(jnp.all(ok), lambda v: magnitude_bits(m, lay),
-                      lambda v: jnp.max(magnitude_bits(v, lay), axis=axes), x)
         # The whole array's smallest non-zero magnitude, a lower bound of every group's: the
         # variadic reduce over the last axis (the fast kind on XLA's CPU backend, 0.13x a
         # copy at 4096 x 4096; its max is used, or XLA drops it and the lone min becomes a
         # materialized tree of reduce-windows, 1.2x), then the per-row results.
         row_hi, row_lo = max_min((x.ndim - 1,))
-        lo = jnp.broadcast_to(jnp.min(jnp.where(row_hi > 0, row_lo, top)), hi.shape)
+        lo = jnp.min(jnp.where(row_hi > 0, row_lo, top))
+        m = jnp.max(jnp.abs(x), axis=axes)
+        # The float max is exact where every group's is normal and x holds no NaN or inf
+        # (the rows' integer maxima say so): XLA's CPU backend (jax 0.10) drops NaN in a
+        # float max reduction, and the NaN spoils the maximum of its vector lane
+        # (openxla/xla#21461; tests/test_calibration.py).
+        ok = jnp.all(magnitude_bits(m, lay) >= magnitude_bits(jnp.asarray(np.finfo(x.dtype).tiny, x.dtype), lay))
+        hi = lax.cond(ok & jnp.all(row_hi < top), lambda v: magnitude_bits(m, lay),
+                      lambda v: jnp.max(magnitude_bits(v, lay), axis=axes), x)
+        lo = jnp.broadcast_to(lo, hi.shape)
     if finite:
         hi = lax.cond(jnp.any(hi >= top), lambda v: jnp.max(jnp.where(magnitude_bits(v, lay) < top,
                                                                           magnitude_bits(v, lay), U(0)), axis=axes),

@@ -181,6 +181,29 @@ def test_finite_absmax_is_the_largest_finite_magnitude(shape, axis, special, kee
     assert z == 0 and not np.signbit(z)
 
 
+@pytest.mark.parametrize("finite", [True, False])
+@pytest.mark.parametrize("special", [np.nan, -np.nan, np.inf])
+def test_group_extent_of_columns_with_a_nan_in_every_lane(finite, special):
+    # XLA's CPU backend (jax 0.10) drops NaN in float max reductions, and a dropped NaN
+    # spoils the maximum of its vector lane (openxla/xla#21461, tensorflow#116992): one
+    # NaN in each of 32 columns, at 32 different rows, found both. The column path must
+    # give the largest finite magnitude (finite=True) or the non-finite value (False).
+    x = np.random.default_rng(1).standard_normal((256, 64)).astype(np.float32)
+    cols = np.arange(32)
+    x[cols * 3, cols] = special
+    ext = jax.jit(functools.partial(cal.group_extent, axis=0, finite=finite))(jnp.asarray(x))
+    got = np.asarray(ext.absmax)
+    mag = np.abs(x)
+    if finite:
+        np.testing.assert_array_equal(got, np.max(np.where(np.isfinite(x), mag, 0), axis=0))
+    else:
+        assert np.all(~np.isfinite(got[:32])) and np.array_equal(np.isnan(got[:32]), np.isnan(mag[cols * 3, cols]))
+        np.testing.assert_array_equal(got[32:], np.max(mag[:, 32:], axis=0))
+    # The scaled layer on the same columns: a NaN or inf poisons its column's scale.
+    q = quantize_scaled(jnp.asarray(x), "int8", axis=0)
+    assert np.all(np.isnan(np.asarray(q.scale)[0, :32])) and np.all(np.isfinite(np.asarray(q.scale)[0, 32:]))
+
+
 @pytest.mark.parametrize("axis", [1, None, 0])
 def test_absmax_calibration_writes_no_array_of_the_input_size(axis):
     # A lone integer max (the extent's minimum unused) compiled on XLA's CPU backend into
