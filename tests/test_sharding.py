@@ -23,7 +23,11 @@ _SCRIPT = pathlib.Path(__file__).resolve().parent / "sharded_cases.py"
 
 
 def _run(group: str) -> dict:
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    # The repository root first on the child's path: numfmt imports there as it does in
+    # this process, installed or not (the child's own path starts at tests/).
+    path = os.pathsep.join(p for p in (str(_SCRIPT.parent.parent), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu",
+               PYTHONPATH=path)
     out = subprocess.run([sys.executable, str(_SCRIPT), group], env=env, capture_output=True, text=True,
                          timeout=900, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
