@@ -11,6 +11,9 @@ import numfmt as nf
 from numfmt.lowbit_matmul import pack_sign_words
 
 EXAMPLES = settings().max_examples
+# Each example compiles numfmt's kernels for its own formats, axes and shapes (about 3 s
+# on 2 cores): the two exactness properties below draw half as many by default.
+FEWER = max(EXAMPLES // 2, 1)
 
 
 def _bits(a):
@@ -70,7 +73,7 @@ def test_binary_matmul_jit_vmap():
 # ---- integer activations x binary / ternary weights ------------------------------------------------
 
 
-@settings(max_examples=EXAMPLES)
+@settings(max_examples=FEWER)
 @given(data=st.data(), fmt=st.sampled_from(["int8", "int8_narrow", "uint8", "int4"]),
        ternary=st.booleans(), symmetric=st.booleans())
 def test_lowbit_weight_matmul_is_exact(data, fmt, ternary, symmetric):
@@ -109,7 +112,7 @@ def test_lowbit_weight_matmul_jit_vmap():
 # ---- log x log ----------------------------------------------------------------------------------
 
 
-@settings(max_examples=EXAMPLES)
+@settings(max_examples=FEWER)
 @given(data=st.data(), fmt=st.sampled_from(["log4", "log4_sqrt2", nf.LogFormat("log4_low", 3, emin=-10)]))
 def test_log_matmul_equals_the_float_product_where_exact(data, fmt):
     fmt = nf.get(fmt)
