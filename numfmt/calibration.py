@@ -126,7 +126,7 @@ def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
         # The float max is exact where every group's is normal and x holds no NaN or inf
         # (the rows' integer maxima say so): XLA's CPU backend (jax 0.10) drops NaN in a
         # float max reduction, and the NaN spoils the maximum of its vector lane
-        # (openxla/xla#21461; tests/test_calibration.py).
+        # (tests/test_calibration.py; related reports: openxla/xla#21461, tensorflow#116992).
         ok = jnp.all(magnitude_bits(m, lay) >= magnitude_bits(jnp.asarray(np.finfo(x.dtype).tiny, x.dtype), lay))
         hi = lax.cond(ok & jnp.all(row_hi < top), lambda v: magnitude_bits(m, lay),
                       lambda v: jnp.max(magnitude_bits(v, lay), axis=axes), x)

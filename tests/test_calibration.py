@@ -185,7 +185,7 @@ def test_finite_absmax_is_the_largest_finite_magnitude(shape, axis, special, kee
 @pytest.mark.parametrize("special", [np.nan, -np.nan, np.inf])
 def test_group_extent_of_columns_with_a_nan_in_every_lane(finite, special):
     # XLA's CPU backend (jax 0.10) drops NaN in float max reductions, and a dropped NaN
-    # spoils the maximum of its vector lane (openxla/xla#21461, tensorflow#116992): one
+    # spoils the maximum of its vector lane (related: openxla/xla#21461, tensorflow#116992): one
     # NaN in each of 32 columns, at 32 different rows, found both. The column path must
     # give the largest finite magnitude (finite=True) or the non-finite value (False).
     x = np.random.default_rng(1).standard_normal((256, 64)).astype(np.float32)
