@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from numfmt import codec as _codec
+from numfmt.bitlayout import magnitude_bits
 from numfmt.formats import FloatFormat
 
 _ZERO_EXP = -(1 << 20)  # the exponent given to a zero operand: below every product's
@@ -280,7 +281,7 @@ def _sums_stay_normal(a, b, k: int):
     """Whether ``k`` products of finite ``a`` (…, M, K) and ``b`` (…, N, K) values, and every
     running sum of them, stay below ``2**125`` in magnitude: ``|a| |b| k < 2**125``."""
     def exponent(x):  # floor(log2(max |x|)), from the bits (-127 for all zeros)
-        return (jnp.max(lax.bitcast_convert_type(x, jnp.uint32) & jnp.uint32(0x7FFFFFFF)) >> 23).astype(_I32) - 127
+        return (jnp.max(magnitude_bits(x)) >> 23).astype(_I32) - 127
     return exponent(a) + exponent(b) + 2 + max(k - 1, 0).bit_length() <= 124
 
 
