@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import numfmt as nf
+from tests.bits import bit_view
 
 try:
     GPU = jax.devices("gpu")[0]
@@ -30,11 +31,6 @@ def _data():
     x = (rng.standard_normal((512, 1024)) * np.exp2(rng.integers(-130, 10, (512, 1)))).astype(np.float32)
     x[::97, ::13] = np.exp2(rng.integers(-149, -126, x[::97, ::13].shape)).astype(np.float32)
     return x
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view({1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
 
 
 def _leaves(out):
@@ -92,5 +88,5 @@ def test_cpu_and_gpu_give_the_same_bits(name):
     for dev in (CPU, GPU):
         with jax.default_device(dev):
             res[dev.platform] = [np.asarray(v) for v in _leaves(CASES[name](jax.device_put(x, dev)))]
-    diffs = [int(np.sum(_bits(c) != _bits(g))) for c, g in zip(res["cpu"], res[GPU.platform])]
+    diffs = [int(np.sum(bit_view(c) != bit_view(g))) for c, g in zip(res["cpu"], res[GPU.platform])]
     assert not any(diffs), f"{name}: differing elements per output {diffs}"

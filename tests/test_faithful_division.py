@@ -45,6 +45,7 @@ import numfmt as nf
 from numfmt import bitlayout as bl
 from numfmt import scalemath as sm
 from numfmt.testing import reference_decode, reference_round
+from tests.bits import bit_view
 
 # A deeper re-run (CI runs it: .ci/run, marker "slow"); the default run stays under 15 minutes.
 pytestmark = pytest.mark.slow
@@ -80,15 +81,10 @@ def faithful_divider():
     jax.clear_caches()
 
 
-def _bits(v):
-    v = np.asarray(v)
-    return v.view(np.uint32 if v.dtype == np.float32 else np.uint64)
-
-
 def _same(got, want):
     got, want = np.asarray(got), np.asarray(want)
     nan = np.isnan(want)
-    return np.array_equal(np.isnan(got), nan) and np.array_equal(_bits(got)[~nan], _bits(want)[~nan])
+    return np.array_equal(np.isnan(got), nan) and np.array_equal(bit_view(got)[~nan], bit_view(want)[~nan])
 
 
 def _random_floats(rng, n, dtype=np.float32):

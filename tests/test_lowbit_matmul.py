@@ -9,16 +9,12 @@ from hypothesis import strategies as st
 
 import numfmt as nf
 from numfmt.lowbit_matmul import pack_sign_words
+from tests.bits import bit_view
 
 EXAMPLES = settings().max_examples
 # Each example compiles numfmt's kernels for its own formats, axes and shapes (about 3 s
 # on 2 cores): the two exactness properties below draw half as many by default.
 FEWER = max(EXAMPLES // 2, 1)
-
-
-def _bits(a):
-    a = np.asarray(a)
-    return a.view(np.uint32) if a.dtype == np.float32 else a.view(np.uint64)
 
 
 def _sign(x):
@@ -42,7 +38,7 @@ def test_binary_matmul_is_the_float_product_bit_for_bit(data, K, axes):
     got = nf.binary_matmul(qa, qb)
     # The documented float evaluation: (float32(sign(a) @ sign(b)) * alpha_a) * alpha_b.
     want = (np.float32(_sign(a) @ _sign(b)) * np.asarray(qa.scale)) * np.asarray(qb.scale)
-    assert got.shape == (M, N) and np.array_equal(_bits(got), _bits(want))
+    assert got.shape == (M, N) and np.array_equal(bit_view(got), bit_view(want))
     # And it is the float product of the dequantized operands wherever that is exact (alphas 1).
     ones = nf.binary_matmul(nf.binarize(np.sign(a) + (a == 0), axis=axes[0]),
                             nf.binarize(np.sign(b) + (b == 0), axis=axes[1]))
@@ -92,7 +88,7 @@ def test_lowbit_weight_matmul_is_exact(data, fmt, ternary, symmetric):
     wv = np.asarray(nf.decode(qw.codes, qw.fmt)).astype(np.int64)  # -1, 0, +1
     S = q @ wv  # exact in int64
     want = (np.float32(S) * np.asarray(qx.scale)) * np.asarray(qw.scale)
-    assert np.array_equal(_bits(got), _bits(want))
+    assert np.array_equal(bit_view(got), bit_view(want))
     # Close to the float product of the dequantized operands (rounding only in the scales).
     ref = np.asarray(qx.dequantize(), np.float64) @ np.asarray(qw.dequantize(), np.float64)
     assert np.allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
@@ -128,7 +124,7 @@ def test_log_matmul_equals_the_float_product_where_exact(data, fmt):
     exact = np.asarray(qa.dequantize(), np.float64) @ np.asarray(qb.dequantize(), np.float64)
     if fmt.root == 1:
         # Every product and partial sum is exact in float64 here: the result is it, rounded once.
-        assert np.array_equal(_bits(got), _bits(exact.astype(np.float32)))
+        assert np.array_equal(bit_view(got), bit_view(exact.astype(np.float32)))
     else:
         # An odd power of sqrt(2) is irrational: close, not equal.
         assert np.allclose(got, exact, rtol=3e-7, atol=1e-6 * np.abs(exact).max())

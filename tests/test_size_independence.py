@@ -21,6 +21,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from numfmt.scaled import quantize_scaled
+from tests.bits import bit_view
 
 ROWS, COLS = 512, 256
 
@@ -60,10 +61,6 @@ def _parts(q):
     return q.codes, q.scale, q.dequantize(), (q.zero_point if q.zero_point is not None else jnp.zeros(()))
 
 
-def _bits(a):
-    return np.ascontiguousarray(a).view(np.uint8)
-
-
 @settings(max_examples=6, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), scheme=st.sampled_from(sorted(SCHEMES)),
        rounding=st.sampled_from(["nearest_even", "up", "toward_zero"]),
@@ -84,7 +81,7 @@ def test_whole_array_equals_its_pieces(seed, scheme, rounding, nonfinite, specia
         for name, w, p in zip(("codes", "scale", "values", "zero_point"), whole, piece):
             if name == "zero_point" and w.ndim == 0:
                 continue
-            np.testing.assert_array_equal(_bits(w[sl]), _bits(p), err_msg=f"{name} of {sl}")
+            np.testing.assert_array_equal(bit_view(w[sl]), bit_view(p), err_msg=f"{name} of {sl}")
     # The data reached what the test is about: every kind of special, where asked for.
     if specials:
         assert np.isnan(x).any() or np.isinf(x).any()
