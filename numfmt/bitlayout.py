@@ -317,6 +317,41 @@ def quotient_nearest(x, d):
     return _corrected_quotient(x, guarded)
 
 
+def quotient_normal(a, b, rounding="nearest_even"):
+    """``a / b`` rounded once by ``rounding`` (``"nearest_even"``, ``"odd"``, ``"up"``,
+    ``"down"`` or ``"toward_zero"``) for positive normal ``a`` and ``b`` whose quotient is
+    normal; ``a == +0`` gives +0. :func:`divide`'s bits there, at a fraction of its work.
+
+    The preconditions are not checked (callers test them on their data and take
+    :func:`divide` otherwise). The nearest quotient comes from :func:`quotient_nearest`
+    (the float unit's on CPU, corrected on the integers elsewhere); its exact residual
+    ``a - q * b``, from the low bits of an integer product as in
+    :func:`_nearest_quotient`, says on which side of ``q`` the exact quotient lies,
+    which gives every other mode: truncation steps back one ulp where ``q`` lies above
+    it, rounding to odd sets the last bit of the truncated quotient where the residual
+    is not zero (Boldo & Melquiond, "Emulation of FMA and correctly rounded sums:
+    proved algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
+    """
+    lay = layout_of(a.dtype)
+    U, S, P = lay.uint, lay.sint, lay.man
+    b = jnp.broadcast_to(b, a.shape)
+    ua, ub = lax.bitcast_convert_type(a, U), lax.bitcast_convert_type(b, U)
+    uq = lax.bitcast_convert_type(quotient_nearest(a, b), U)
+    if rounding == "nearest_even":
+        return lax.bitcast_convert_type(jnp.where(ua == 0, U(0), uq), a.dtype)
+    implicit = U(1 << P)
+    Ma, Mb, Mq = ((v & (implicit - U(1))) | implicit for v in (ua, ub, uq))
+    # Q = Ma * 2**(P + low) / Mb lies in [2**P, 2**(P+1)) and never within 1/2 of 2**(P+1)
+    # (that would need Ma * 2**(P + low) - (2**(P+1) - 1/2) * Mb in (-Mb/2, 0), but it is a
+    # multiple of 2**P), so the nearest quotient's significand is Mq, in the same binade.
+    shift = (Ma < Mb).astype(U) + U(P)
+    D = lax.bitcast_convert_type((Ma << shift) - Mq * Mb, S)  # exact: wraps, |D| < Mb
+    trunc = uq - (D < 0).astype(U)  # positive: truncation is rounding down
+    inexact = (D != 0).astype(U)
+    out = {"odd": trunc | inexact, "down": trunc, "toward_zero": trunc, "up": trunc + inexact}[rounding]
+    return lax.bitcast_convert_type(jnp.where(ua == 0, U(0), out), a.dtype)
+
+
 def _corrected_quotient(x, d):
     """:func:`quotient_nearest` from any quotient within a few ulps (:func:`_float_div`)."""
     lay = layout_of(x.dtype)

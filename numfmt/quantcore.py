@@ -208,14 +208,7 @@ def quantize_with(x, scheme: QuantScheme, *, clip=None, scale=None, key=None,
     xb = x.astype(work).reshape(blocked)
     if scheme.symmetric:
         c, bad, ext = _calibrated(xb, scheme, clip, reduce, user, keep, axis)
-        elem_max, elem_emax = scheme.elem_range()
-        ts = None
-        if scheme.tensor_scale:
-            ts, c = _scales.tensor_scale(c, scheme, elem_max)
-        s = _scales.choose_scale(c, scheme, elem_max, elem_emax)
-        # Materialized: XLA would copy the scale arithmetic into each of its consumers.
-        s, ts = _sm.once_per_group((s, ts))
-        groups = _Groups(s, ts, None, _divisor(s, ts, scheme))
+        groups = _scale_groups(c, scheme)
         fast = _fast_ok(groups, ext, bad, scheme, values)
     else:
         groups, bad, ext = _affine_groups(xb, scheme, clip, reduce, user, keep, axis)
@@ -291,15 +284,50 @@ def _affine_groups(xb, scheme, clip, reduce, user, keep, axis):
     return _Groups(s, None, zp, _sm.scale_parts(s1)), bad, ext
 
 
-def _divisor(s, ts, scheme):
+def _scale_groups(c, scheme):
+    """The per-group data of a symmetric scheme from its clip values ``c``, computed once.
+
+    Materialized (a ``lax.cond``'s result): XLA's CPU fusion would otherwise copy the
+    scale arithmetic into each of its consumers, the loop over the elements among them.
+    Scales that are not powers of two come from divisions (and NVFP4's from a product
+    with the tensor scale): where :func:`numfmt.scales.quotients_normal` finds every
+    operand and result of them normal, the float unit's quotient with its exact residual
+    gives the bits of the exact division on the integers, at a fraction of its work
+    (NVFP4 on the 2-core CPU of docs/benchmarks.md: the per-block kernels took about a
+    third of a one-pass fake quantization); the exact path runs otherwise.
+    """
+    elem_max, elem_emax = scheme.elem_range()
+    if scheme.pow2_scales:
+        s = _scales.choose_scale(c, scheme, elem_max, elem_emax)
+        s = _sm.once_per_group(s)
+        return _Groups(s, None, None, _divisor(s, None, scheme))
+    amax, lo, hi = _scales.clip_range(c)
+    ts = _scales.tensor_scale(amax, scheme, elem_max) if scheme.tensor_scale else None
+    normal = _scales.quotients_normal(lo, hi, ts, scheme, elem_max)
+    branch = functools.partial(_scales_and_divisor, scheme=scheme)
+    s, div = lax.cond(normal, functools.partial(branch, normal=True), functools.partial(branch, normal=False), c, ts)
+    return _Groups(s, ts, None, div)
+
+
+def _scales_and_divisor(c, ts, *, scheme, normal):
+    """The scales of clip values ``c`` (NVFP4: with its tensor scale ``ts``) and the
+    element pass's divisor; ``normal`` as in :func:`numfmt.scales.choose_scale`."""
+    elem_max, elem_emax = scheme.elem_range()
+    cc = c if ts is None else _scales.in_tensor_units(c, ts, normal=normal)
+    s = _scales.choose_scale(cc, scheme, elem_max, elem_emax, normal=normal)
+    return s, _divisor(s, ts, scheme, normal=normal)
+
+
+def _divisor(s, ts, scheme, *, normal=False):
     """What the element pass divides by, ``scale * elem_scale * tensor_scale``:
-    ``(k,)`` for power-of-two scales (``x * 2**-k``), else ``(m, k)`` (:func:`numfmt.scalemath.scale_parts`)."""
+    ``(k,)`` for power-of-two scales (``x * 2**-k``), else ``(m, k)`` (:func:`numfmt.scalemath.scale_parts`).
+    ``normal``: the product with the tensor scale is a normal float (the float unit's is exact then)."""
     s1 = jnp.where(jnp.isnan(s), 1, s)
     log2_elem = math.frexp(scheme.elem_scale)[1] - 1
     if scheme.pow2_scales:
         return (exponent_and_significand(s1)[0] + log2_elem,)
-    if ts is not None:
-        s1 = multiply(s1, jnp.broadcast_to(ts, s1.shape))  # the float32 product, as NVIDIA's recipe forms it
+    if ts is not None:  # the float32 product, as NVIDIA's recipe forms it
+        s1 = s1 * ts if normal else multiply(s1, jnp.broadcast_to(ts, s1.shape))
     return _sm.scale_parts(s1, log2_elem)
 
 

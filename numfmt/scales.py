@@ -40,15 +40,18 @@ from numfmt import codec as _codec
 from numfmt.bitlayout import (
     divide,
     exponent_and_significand,
+    inf_bits,
     layout_of,
     magnitude_bits,
     mul_pow2,
     pow2,
+    quotient_normal,
 )
 from numfmt.formats import FloatFormat
 from numfmt.scheme import QuantScheme, is_pow2_format
 
-__all__ = ["at_least", "choose_scale", "positive_finite", "pow2_scale_exponent", "range_width", "tensor_scale"]
+__all__ = ["at_least", "choose_scale", "clip_range", "in_tensor_units", "positive_finite", "pow2_scale_exponent", "quotients_normal",
+           "range_width", "tensor_scale"]
 
 _DIRECTED = {"floor": "down", "ceil": "up", "nearest": "nearest_even"}
 
@@ -84,8 +87,13 @@ def at_least(s, floor: float):
     return jnp.where(magnitude_bits(s) < magnitude_bits(f), f, s)
 
 
-def choose_scale(c, scheme: QuantScheme, elem_max: float, elem_emax: int):
-    """Scale values for clip values ``c`` (module doc); a NaN scale where ``c`` is NaN."""
+def choose_scale(c, scheme: QuantScheme, elem_max: float, elem_emax: int, *, normal=False):
+    """Scale values for clip values ``c`` (module doc); a NaN scale where ``c`` is NaN.
+
+    ``normal=True`` promises what :func:`quotients_normal` checks (every quotient here
+    has normal operands and a normal result), so the cheaper :func:`quotient_normal`
+    gives the same bits as :func:`divide`.
+    """
     work = c.dtype
     valid = positive_finite(c)
     c1 = jnp.where(valid, c, 1).astype(work)
@@ -99,25 +107,88 @@ def choose_scale(c, scheme: QuantScheme, elem_max: float, elem_emax: int):
         lay = layout_of(work)
         coarse = scale_fmt.man_bits <= lay.man - 2 and scale_fmt.min_subnormal >= 4 * float(np.finfo(work).smallest_subnormal)
         mode = _DIRECTED[policy]
-        q = divide(c1, jnp.full(c1.shape, elem_max, work), "odd" if coarse else mode)
+        div = quotient_normal if normal else divide
+        q = div(c1, jnp.full(c1.shape, elem_max, work), "odd" if coarse else mode)
         s = _codec.quantize(q, scale_fmt, mode, saturate=True)
         s = jnp.where(valid, at_least(s, max(scale_fmt.min_subnormal, float(np.finfo(work).tiny))), 1)
     return jnp.where(jnp.isnan(c), jnp.nan, s).astype(work)
 
 
-def tensor_scale(c, scheme, elem_max):
-    """NVFP4's FP32 tensor scale ``amax / (scale_fmt.max * elem_max)`` (correctly rounded,
-    at least ``2**-126``; 1 for an all-zero tensor) from the block clip values, and the
-    block clip values in its units (``c / tensor_scale``, rounded to odd so that the
-    block scale's rounding into ``scale_fmt`` sees the exact quotient)."""
+def clip_range(c):
+    """``(amax, lo, hi)`` over all groups' clip values ``c``, in one variadic integer reduction:
+    the largest magnitude of the non-NaN ones (as a float, for :func:`tensor_scale`), and
+    the smallest and largest bits of those that are not NaN or +0 (for
+    :func:`quotients_normal`; ``hi == 0`` where there is none). One reduction: XLA's CPU
+    backend compiles a lone integer max into materialized bits and a tree of windows."""
     lay = layout_of(c.dtype)
-    finite = jnp.where(jnp.isnan(c), 0, c)
-    amax = lax.bitcast_convert_type(jnp.max(magnitude_bits(finite, lay)), c.dtype)
+    U = lay.uint
+    ones = U((1 << lay.width) - 1)
+    b = lax.bitcast_convert_type(c, U)
+    nan = jnp.isnan(c)
+    skip = nan | (b == U(0))
+    mag = jnp.where(nan, U(0), magnitude_bits(c, lay))
+    amax, lo, hi = lax.reduce((mag, jnp.where(skip, ones, b), jnp.where(skip, U(0), b)), (U(0), ones, U(0)),
+                              _max_min_max, tuple(range(c.ndim)))
+    return lax.bitcast_convert_type(amax, c.dtype), lo, hi
+
+
+def _max_min_max(a, b):
+    return jnp.maximum(a[0], b[0]), jnp.minimum(a[1], b[1]), jnp.maximum(a[2], b[2])
+
+
+def tensor_scale(amax, scheme, elem_max):
+    """NVFP4's FP32 tensor scale ``amax / (scale_fmt.max * elem_max)`` from the largest block
+    clip value (:func:`clip_range`): correctly rounded, at least ``2**-126``; 1 for an
+    all-zero tensor."""
     ok = positive_finite(amax)
     a1 = jnp.where(ok, amax, 1)
-    ts = divide(a1, jnp.asarray(scheme.scale_fmt.max * elem_max, c.dtype))
-    ts = jnp.where(ok, at_least(ts, float(np.finfo(c.dtype).tiny)), 1).astype(c.dtype)
-    return ts, jnp.where(jnp.isnan(c), jnp.nan, divide(finite, jnp.broadcast_to(ts, c.shape), "odd"))
+    ts = divide(a1, jnp.asarray(scheme.scale_fmt.max * elem_max, amax.dtype))
+    return jnp.where(ok, at_least(ts, float(np.finfo(amax.dtype).tiny)), 1).astype(amax.dtype)
+
+
+def in_tensor_units(c, ts, *, normal=False):
+    """The block clip values in the tensor scale's units, ``c / ts`` rounded to odd (so
+    that the block scale's rounding into ``scale_fmt`` sees the exact quotient); NaN
+    stays NaN. ``normal``: as in :func:`choose_scale`."""
+    finite = jnp.where(jnp.isnan(c), 0, c)
+    q = quotient_normal(finite, ts, "odd") if normal else divide(finite, jnp.broadcast_to(ts, c.shape), "odd")
+    return jnp.where(jnp.isnan(c), jnp.nan, q)
+
+
+def quotients_normal(lo, hi, ts, scheme, elem_max):
+    """Whether every division and product of the scale choice has normal operands and a
+    normal result (a traced bool): ``c / ts`` (NVFP4), the quotient by ``elem_max``, and
+    ``scale * ts``. Then :func:`choose_scale`, :func:`in_tensor_units` and the scale
+    product may take the float unit's results (``normal=True``).
+
+    Decided conservatively from the exponents of the smallest and largest clip value
+    (``lo``, ``hi`` of :func:`clip_range`): a clip value that is not NaN, +0 or a
+    positive normal float (a negative or infinite given clip, a subnormal absmax) says no.
+    """
+    dtype = np.dtype(np.float32 if lo.dtype == jnp.uint32 else np.float64)  # the clip values' type
+    lay = layout_of(dtype)
+    U, S = lay.uint, lay.sint
+    info = np.finfo(dtype)
+    lowest, highest = info.minexp, info.maxexp  # normal: [2**-126, 2**128) in float32
+    e_m = int(np.floor(np.log2(elem_max)))
+    if not (-e_m - 1 >= lowest and 1 - e_m <= highest):  # the stand-in clip 1 of empty groups
+        return jnp.asarray(False)
+    none = hi == U(0)
+    ok = (lo >= magnitude_bits(jnp.asarray(info.tiny, dtype), lay)) & (hi < inf_bits(lay))
+    e_lo, e_hi = ((v >> U(lay.man)).astype(S) - S(lay.bias) for v in (lo, hi))  # floor(log2) of normals
+    # The quotient of [2**e, 2**(e+1)) by [2**f, 2**(f+1)) lies in (2**(e-f-1), 2**(e-f+1)); a
+    # rounding to odd or to nearest does not leave it. Below, e_hi is an exclusive bound.
+    if ts is not None:  # c / ts, then / elem_max
+        e_t = exponent_and_significand(ts)[0].astype(S)
+        e_lo, e_hi = e_lo - e_t - 1, e_hi - e_t + 1
+        ok &= (e_lo >= lowest) & (e_hi <= highest)
+        s_lo = min(max(scheme.scale_fmt.min_subnormal, float(info.tiny)), 1.0)
+        s_hi = max(scheme.scale_fmt.max, 1.0)
+        ok &= (e_t + int(np.floor(np.log2(s_lo))) >= lowest) & (e_t + int(np.floor(np.log2(s_hi))) + 3 <= highest)
+    else:
+        e_hi = e_hi + 1
+    ok &= (e_lo - e_m - 1 >= lowest) & (e_hi - e_m <= highest)
+    return none | ok
 
 
 def range_width(lo, hi):

@@ -97,3 +97,43 @@ def test_compose_overflow(mode):
     assert float(big) == (np.inf if mode == "nearest_even" else float(np.finfo(np.float32).max))
     assert float(reference_decode(reference_round(Fraction(3 << 24) * 2**200, F.FP32, mode), F.FP32)) in (
         np.inf, float(np.finfo(np.float32).max))
+
+
+def normal_quotient_operands(seed: int, n: int):
+    """Positive normal float32 pairs ``(a, b)`` whose quotient is normal: random ones, exact
+    quotients (short significands, so that ``a = q * b`` exactly) and their neighbours one
+    ulp away (residuals of either sign, the cases a mode that misreads the residual gets
+    wrong), and pairs at the ends of the normal range."""
+    rng = np.random.default_rng(seed)
+    k = n // 4
+
+    def short(m):  # 12 significant bits
+        return (1 + rng.integers(0, 1 << 11, m) / 2.0**11) * np.exp2(rng.integers(-40, 40, m))
+
+    q, b = short(k), short(k)
+    exact_a = (q * b).astype(np.float32)  # 24 significant bits at most: exact
+    b_exact = b.astype(np.float32)
+    a = np.concatenate([
+        (1 + rng.random(k)) * np.exp2(rng.integers(-60, 60, k)),
+        exact_a,
+        np.nextafter(exact_a, np.float32(np.inf)),
+        np.nextafter(exact_a, np.float32(0)),
+    ]).astype(np.float32)
+    b = np.concatenate([((1 + rng.random(k)) * np.exp2(rng.integers(-60, 60, k))).astype(np.float32),
+                        b_exact, b_exact, b_exact])
+    a[:4] = [np.finfo(np.float32).tiny * 2, np.finfo(np.float32).max, np.float32(1.5), np.float32(3.0)]
+    b[:4] = [np.float32(2.0), np.float32(1.5), np.float32(1.5), np.float32(1.0)]
+    return a, b
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), mode=st.sampled_from(["nearest_even", "odd", "up", "down", "toward_zero"]))
+def test_quotient_normal_rounds_once(seed, mode):
+    # The fast quotient for normal operands and results must give divide's bits: the exact
+    # quotient rounded once. The exact quotients and their one-ulp neighbours are where a
+    # truncation or a sticky bit taken from the wrong side of the residual goes wrong.
+    a, b = normal_quotient_operands(seed, 256)
+    got = np.asarray(jax.jit(bl.quotient_normal, static_argnums=2)(a, b, mode))
+    want = [f32_of(Fraction(float(x)) / Fraction(float(y)), mode) for x, y in zip(a, b)]
+    assert _same(got, np.asarray(want, np.float32))
+    assert float(jax.jit(bl.quotient_normal, static_argnums=2)(jnp.float32(0), jnp.float32(3), mode)) == 0.0

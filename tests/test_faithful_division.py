@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from jax import lax
 
 # The exact reference tests, collected again here: they run under this module's divider.
+from test_bitlayout import test_quotient_normal_rounds_once  # noqa: F401
 from test_codebook import (  # noqa: F401
     test_kmeans_cluster_mean_is_exact,
     test_kmeans_matches_exact_integer_oracle,
@@ -36,6 +37,8 @@ from test_scaled_exact import (  # noqa: F401
     test_fake_quant_values_and_clipped_gradient_are_exact,
     test_int8_scales_and_elements_are_correctly_rounded_quotients,
     test_matmul_operands_equal_the_exact_reference,
+    test_normal_scale_path_agrees_with_the_exact_one,
+    test_nvfp4_block_scales_at_e4m3_midpoints,
     test_nvfp4_equals_the_exact_reference,
     test_nvfp4_tensor_scale_is_the_correctly_rounded_quotient,
     test_per_tensor_channel_block_equal_the_exact_reference,

@@ -7,6 +7,8 @@ checked here. Each reference is written on Fractions from the documented rules
 (docs/scaled.md) with numfmt.testing's scalar oracle doing every rounding.
 """
 
+import functools
+import itertools
 from fractions import Fraction
 
 import jax
@@ -381,3 +383,123 @@ def test_column_groups_equal_row_groups_of_the_transpose(seed, case, tiny, round
     gran = "block" if "block_size" in kw else "channel"
     fq = fake_quant(jnp.asarray(x), fmt, rounding, granularity=gran, axis=0, **kw)
     np.testing.assert_array_equal(np.asarray(fq).view(np.uint32), np.asarray(cols.dequantize()).view(np.uint32))
+
+
+# ---- scales from divisions: the float unit's quotient where every operand is normal ----------------
+
+
+def midpoint_blocks(rng, n_blocks: int, amax: float):
+    """NVFP4 data whose block scales ``c / (6 * ts)`` fall on and one or two ulps beside the
+    midpoints between E4M3 values: each block's largest magnitude is the float32 nearest to
+    ``mid * 6 * ts`` moved by -2 .. 2 ulps (``ts`` from ``amax``, the tensor's largest)."""
+    ts = float(rne(Fraction(amax) / 2688))
+    e4m3 = sorted({float(reference_decode(c, F.E4M3)) for c in range(0x01, 0x7F)})  # positive finite
+    mids = [(a + b) / 2 for a, b in itertools.pairwise(e4m3)]
+    x = rng.uniform(-1, 1, (n_blocks, 16)).astype(np.float32)
+    for i in range(n_blocks):
+        c = np.float32(mids[rng.integers(0, len(mids))] * 6 * ts)
+        c = np.float32(c.view(np.uint32) + np.uint32(2) - np.uint32(rng.integers(0, 5))).view(np.float32)
+        x[i] *= c * np.float32(0.99)  # the other values stay below c
+        x[i, rng.integers(0, 16)] = c * rng.choice([-1, 1])
+    x[0, 0] = np.float32(amax)
+    return x.reshape(-1, 64)
+
+
+@pytest.mark.parametrize("path", ["normal", "exact"])
+def test_nvfp4_block_scales_at_e4m3_midpoints(path):
+    # Block scales are c / (6 * ts) rounded once into E4M3; on and beside the midpoints a
+    # quotient rounded twice (to float32, then to E4M3) or a mode taken from the wrong side
+    # of the division's residual rounds to the wrong neighbour. "exact": one block with a
+    # subnormal largest value sends the scale choice down the division on the integers.
+    from numfmt.scales import clip_range, quotients_normal, tensor_scale
+    from numfmt.scheme import NVFP4
+
+    x = midpoint_blocks(np.random.default_rng(7), 256, 1000.0)
+    if path == "exact":
+        x[-1, -16:] = np.float32(3e-39)
+    c = jnp.asarray(np.abs(x).reshape(-1, 16).max(axis=1))
+    amax, lo, hi = clip_range(c)
+    assert bool(quotients_normal(lo, hi, tensor_scale(amax, NVFP4, 6.0), NVFP4, 6.0)) == (path == "normal")
+    q = nvfp4_quantize(jnp.asarray(x))
+    ts, scales, values = ref_nvfp4(x)
+    assert float(q.tensor_scale) == ts
+    np.testing.assert_array_equal(np.asarray(q.scale), scales)
+    np.testing.assert_array_equal(np.asarray(q.dequantize()), values)
+
+
+def _scale_schemes():
+    from numfmt.scheme import NVFP4, QuantScheme
+
+    return {"nvfp4": NVFP4,
+            "int8_fp32_nearest": QuantScheme("int8", axis=0, block_size=4),
+            "int8_fp32_ceil": QuantScheme("int8", axis=0, block_size=4, scale_rounding="ceil"),
+            "int4_fp32_floor": QuantScheme("int4", axis=0, block_size=4, scale_rounding="floor"),
+            "e2m1_e4m3": QuantScheme("e2m1", axis=0, block_size=4, scale_fmt="e4m3"),
+            "e4m3_bf16_ceil": QuantScheme("e4m3", axis=0, block_size=4, scale_fmt="bf16", scale_rounding="ceil"),
+            "fp16_fp32": QuantScheme("fp16", axis=0, block_size=4)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), case=st.sampled_from(sorted(_scale_schemes())),
+       edge=st.integers(-4, 4), low=st.integers(-160, 127), span=st.integers(0, 140), special=st.booleans())
+@example(seed=1, case="nvfp4", edge=0, low=-125, span=19, special=False)  # scale * ts just below 2**-126
+@example(seed=1, case="nvfp4", edge=0, low=-125, span=135, special=False)  # c / (6 ts) just below 2**-126
+@example(seed=1, case="int8_fp32_nearest", edge=0, low=-120, span=0, special=False)  # c / 127 just below it
+def test_normal_scale_path_agrees_with_the_exact_one(seed, case, edge, low, span, special):
+    # Wherever quotients_normal says the float unit may divide, the scales and divisors it
+    # gives equal those of the exact divisions on the integers, bit for bit. The clip
+    # values span [2**low, 2**(low + span + 1)), both ends present; half the examples put
+    # the low end a few binades from where c / elem_max leaves the normal range (a bound
+    # one binade too loose lets a subnormal quotient through there), and NaN, zeros,
+    # negative, infinite and subnormal clips are mixed in.
+    from numfmt import quantcore
+    from numfmt.scales import clip_range, quotients_normal, tensor_scale
+
+    scheme = _scale_schemes()[case]
+    elem_max, _ = scheme.elem_range()
+    rng = np.random.default_rng(seed)
+    if seed % 2:
+        low = floor_log2(Fraction(elem_max)) - 126 + edge
+    e = rng.integers(low, low + span + 1, 64)
+    with np.errstate(over="ignore"):  # past float32: inf, a clip the check must stop
+        c = ((1 + rng.random(64)) * np.exp2(e.astype(np.float64))).astype(np.float32)
+        c[:2] = np.exp2(np.float64(low)), np.exp2(np.float64(low + span + 1)) * (1 - 2.0**-24)
+    if special:
+        pick = rng.integers(2, 64, 6)
+        c[pick] = np.asarray([np.nan, 0.0, -0.0, -1.5, np.inf, 1e-40], np.float32)[rng.integers(0, 6, 6)]
+    c = jnp.asarray(c)
+    amax, lo, hi = clip_range(c)
+    ts = tensor_scale(amax, scheme, elem_max) if scheme.tensor_scale else None
+    fast = jax.jit(functools.partial(quantcore._scales_and_divisor, scheme=scheme, normal=True))
+    exact = jax.jit(functools.partial(quantcore._scales_and_divisor, scheme=scheme, normal=False))
+    if bool(quotients_normal(lo, hi, ts, scheme, elem_max)):
+        for g, w in zip(jax.tree.leaves(fast(c, ts)), jax.tree.leaves(exact(c, ts))):
+            assert np.array_equal(np.asarray(g).view(np.uint32), np.asarray(w).view(np.uint32))
+
+
+def test_normal_scale_path_is_taken_for_ordinary_data_only():
+    # The check must let ordinary data through (else nothing gets faster) and stop each
+    # kind of clip value the float unit would get wrong.
+    from numfmt.scales import clip_range, quotients_normal, tensor_scale
+
+    schemes = _scale_schemes()
+
+    def taken(c, case):
+        scheme = schemes[case]
+        c = jnp.asarray(np.asarray(c, np.float32))
+        elem_max, _ = scheme.elem_range()
+        amax, lo, hi = clip_range(c)
+        ts = tensor_scale(amax, scheme, elem_max) if scheme.tensor_scale else None
+        return bool(quotients_normal(lo, hi, ts, scheme, elem_max))
+
+    ordinary = np.abs(np.random.default_rng(0).standard_normal(64)) * 3 + 0.1
+    for case in schemes:
+        assert taken(ordinary, case), case
+        assert taken(np.concatenate([ordinary, [np.nan, 0.0]]), case), case
+        assert taken(np.zeros(4), case), case
+        for bad in (1e-40, -1.0, -0.0, np.inf):
+            assert not taken(np.concatenate([ordinary, [bad]]), case), (case, bad)
+    assert not taken([1e30, 1e-30], "nvfp4")  # c / (6 ts) below the normal range
+    assert not taken([2.0**-106, 2.0**-110], "nvfp4")  # a scale of 2**-9 times ts below it
+    assert not taken([2.0**-120], "int8_fp32_nearest")  # c / 127 below it
+    assert taken([1e-30], "int8_fp32_nearest")
