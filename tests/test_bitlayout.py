@@ -137,3 +137,30 @@ def test_quotient_normal_rounds_once(seed, mode):
     want = [f32_of(Fraction(float(x)) / Fraction(float(y)), mode) for x, y in zip(a, b)]
     assert _same(got, np.asarray(want, np.float32))
     assert float(jax.jit(bl.quotient_normal, static_argnums=2)(jnp.float32(0), jnp.float32(3), mode)) == 0.0
+
+
+def _f64_rounded(q: Fraction, mode: str) -> float:
+    """A positive Fraction rounded once into float64 (Python's float(Fraction) is nearest)."""
+    f = float(q)
+    down = f if Fraction(f) <= q else float(np.nextafter(f, 0.0))
+    if Fraction(down) == q:
+        return down
+    up = float(np.nextafter(down, np.inf))
+    odd = down if np.float64(down).view(np.uint64) & np.uint64(1) else up
+    return {"down": down, "up": up, "odd": odd}[mode]
+
+
+def test_quotient_normal_in_float64():
+    # The same residual in 64-bit integers: float64 operands (under x64) round as IEEE says.
+    rng = np.random.default_rng(5)
+    with bl.x64():
+        a = (1 + rng.random(512)) * np.exp2(rng.integers(-900, 900, 512).astype(np.float64))
+        b = (1 + rng.random(512)) * np.exp2(rng.integers(-90, 90, 512).astype(np.float64))
+        b[:256] = np.float64(3.0)  # exact quotients and inexact ones against one divisor
+        a[:128] = (rng.integers(1, 1 << 20, 128) * 3).astype(np.float64)
+        f = jax.jit(bl.quotient_normal, static_argnums=2)
+        np.testing.assert_array_equal(np.asarray(f(a, b, "nearest_even")), a / b)
+        for mode in ("odd", "up", "down"):
+            got = np.asarray(f(a, b, mode))
+            want = [_f64_rounded(Fraction(float(x)) / Fraction(float(y)), mode) for x, y in zip(a, b)]
+            np.testing.assert_array_equal(got, want, err_msg=mode)
