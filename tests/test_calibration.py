@@ -214,3 +214,50 @@ def test_absmax_calibration_writes_no_array_of_the_input_size(axis):
     assert full == [], full
     want = np.max(np.abs(np.asarray(x)), axis=axis)
     np.testing.assert_array_equal(np.asarray(cal.calibrate(x, "int8", axis=axis)), want)
+
+
+def _extent_reference(g):
+    """group_extent's two magnitudes and finite_range's ends of one group, in NumPy (exact)."""
+    mag = np.abs(g).view(np.uint32)
+    inf = np.uint32(0x7F800000)
+    fin = g[np.isfinite(g)]
+    nonzero = mag[mag != 0]
+    return {"absmax_any": mag.max(), "absmax_finite": np.abs(fin).view(np.uint32).max() if fin.size else 0,
+            "min_nonzero": min(nonzero.min(), inf) if nonzero.size else inf,
+            "lo": min(fin.min(), 0.0) if fin.size else 0.0, "hi": max(fin.max(), 0.0) if fin.size else 0.0}
+
+
+@pytest.mark.parametrize("axis", [None, 1, -1, (0, 1)])
+@pytest.mark.parametrize("special", ["none", "nan_inf", "negative_only", "all_nan_row"])
+def test_extent_and_range_in_one_pass(axis, special):
+    # Affine quantization's one reduction must give what the two separate ones give: the
+    # largest magnitude (with and without NaN and inf), the smallest non-zero one and the
+    # finite range, subnormals and -0 included.
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((6, 48)) * np.exp2(rng.integers(-140, 20, (6, 1)))).astype(np.float32)
+    x[:, ::7] = rng.integers(1, 1 << 23, x[:, ::7].shape).astype(np.uint32).view(np.float32)  # subnormals
+    x[1, :] = np.where(x[1] < 0, -0.0, 0.0)
+    x[2, 5] = -0.0
+    if special == "negative_only":  # seen only at the low key: -inf and a NaN with the sign bit
+        x[3, 9], x[4, 4] = -np.inf, -np.float32(np.nan)
+    elif special != "none":
+        x[3, [2, 9]] = [np.nan, -np.inf]
+        x[4, 4] = -np.float32(np.nan)
+    if special == "all_nan_row":
+        x[5, :] = np.nan
+    xs = jnp.asarray(x)
+    for finite in (True, False):
+        ext, (lo, hi) = jax.jit(functools.partial(cal.extent_and_range, axis=axis, finite=finite))(xs)
+        want_ext = cal.group_extent(xs, axis, finite=finite)
+        want_lo, want_hi = cal.finite_range(xs, axis)
+        for got, want in zip((*ext, lo, hi), (*want_ext, want_lo, want_hi)):
+            assert np.array_equal(np.asarray(got).view(np.uint32), np.asarray(want).view(np.uint32))
+        rows = [x] if axis in (None, (0, 1)) else list(x)
+        refs = [_extent_reference(r.ravel()) for r in rows]
+        key = "absmax_finite" if finite else "absmax_any"
+        np.testing.assert_array_equal(np.asarray(ext.absmax).ravel().view(np.uint32), [r[key] for r in refs])
+        np.testing.assert_array_equal(np.asarray(ext.min_nonzero).ravel().view(np.uint32), [r["min_nonzero"] for r in refs])
+        np.testing.assert_array_equal(np.asarray(lo).ravel(), [r["lo"] for r in refs])
+        np.testing.assert_array_equal(np.asarray(hi).ravel(), [r["hi"] for r in refs])
+    ext_k, (lo_k, _) = cal.extent_and_range(xs, axis, True)
+    assert ext_k.absmax.ndim == lo_k.ndim == 2
