@@ -191,17 +191,22 @@ def ref_nvfp4(x):
     return float(ts), np.asarray(scales), np.asarray(values, np.float32)
 
 
+def assert_nvfp4_is_the_reference(x):
+    """nvfp4_quantize's tensor scale, block scales and values equal ref_nvfp4's."""
+    q = nvfp4_quantize(jnp.asarray(x))
+    ts, scales, values = ref_nvfp4(x)
+    assert float(q.tensor_scale) == ts
+    np.testing.assert_array_equal(np.asarray(q.scale), scales)
+    np.testing.assert_array_equal(np.asarray(q.dequantize()), values)
+
+
 @settings(max_examples=20)
 @given(seed=st.integers(0, 2**32 - 1), normal=st.booleans())
 def test_nvfp4_equals_the_exact_reference(seed, normal):
     x = near_subnormal_data(seed, (3, 32))
     if normal:  # ordinary data: the tensor scale is not clamped
         x = (x.astype(np.float64) * 2.0**120).astype(np.float32)
-    q = nvfp4_quantize(jnp.asarray(x))
-    ts, scales, values = ref_nvfp4(x)
-    assert float(q.tensor_scale) == ts
-    np.testing.assert_array_equal(np.asarray(q.scale), scales)
-    np.testing.assert_array_equal(np.asarray(q.dequantize()), values)
+    assert_nvfp4_is_the_reference(x)
 
 
 def test_nvfp4_tensor_scale_is_the_correctly_rounded_quotient():
@@ -420,11 +425,7 @@ def test_nvfp4_block_scales_at_e4m3_midpoints(path):
     c = jnp.asarray(np.abs(x).reshape(-1, 16).max(axis=1))
     amax, lo, hi = clip_range(c)
     assert bool(quotients_normal(lo, hi, tensor_scale(amax, NVFP4, 6.0), NVFP4, 6.0)) == (path == "normal")
-    q = nvfp4_quantize(jnp.asarray(x))
-    ts, scales, values = ref_nvfp4(x)
-    assert float(q.tensor_scale) == ts
-    np.testing.assert_array_equal(np.asarray(q.scale), scales)
-    np.testing.assert_array_equal(np.asarray(q.dequantize()), values)
+    assert_nvfp4_is_the_reference(x)
 
 
 def _scale_schemes():
