@@ -45,7 +45,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
 
 from numfmt import codec as _codec
@@ -79,25 +78,19 @@ def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
     ``absmax`` with ``finite=True``: the largest finite ``|x|`` (0 where there is none);
     with ``finite=False``: a non-finite value (NaN or inf) where the group holds one, else
     the largest ``|x|`` (the OCP MX reference's ``max(|x|)``, which a NaN or inf poisons).
-    ``min_nonzero``: the smallest non-zero ``|x|`` (inf where there is none); when the
-    groups do not include the last axis, that of the whole array, a lower bound of each
-    group's (what the scaled layer's choice of its fast path needs).
+    ``min_nonzero``: the smallest non-zero ``|x|`` (inf where there is none).
 
     The bits of ``|x|`` order like its value (NaN above inf), so integer reductions are
     exact and untouched by XLA's CPU flush of subnormal operands (a float max of
-    subnormals is 0 there). When the groups include the last axis (MX blocks, rows,
-    the whole tensor), one variadic integer reduce gives both: on XLA's CPU backend it
-    runs at a third of a copy's time, faster than a lone ``jnp.max``; a select inside
-    it would make it several times slower, so the smallest non-zero magnitude is taken
-    as ``min(bits - 1) + 1`` on unsigned bits (0 wraps to the top). When they do not
-    (columns), the integer reductions are slow there and a float max is used, checked:
-    the integer max runs (a ``lax.cond``) when some group's float max is below the
-    normal range (subnormals read as 0) or ``x`` holds a NaN or inf (which that
-    backend's float max drops), and the smallest non-zero magnitude is the whole
-    array's (the variadic reduce over the last axis, then over its results). Before that
-    bound, the scaled layer's element loop took its exact path on the bits for every
-    column group (per-column INT8 fake quantization on the 2-core CPU of
-    docs/benchmarks.md: 2.85x a copy, now 1.56x). Non-finite values, where ``finite``
+    subnormals is 0 there, and XLA's CPU backend drops NaN in a float max reduction of
+    4096 or more elements: docs/semantics.md, "Backends"). One variadic integer reduce
+    gives both: on XLA's CPU backend it runs at a third of a copy's time, faster than a
+    lone ``jnp.max``; a select inside it would make it several times slower, so the
+    smallest non-zero magnitude is taken as ``min(bits - 1) + 1`` on unsigned bits (0
+    wraps to the top). Groups that leave out the last axis (per-column scales, blocks
+    along axis 0) are reduced in stages (:func:`reduce_staged`): before, a float max
+    with a check for NaN and subnormals, plus the rows' reduce for a lower bound of the
+    smallest magnitude, took two passes over ``x``. Non-finite values, where ``finite``
     asks to leave them out, are masked in a second integer reduction run only when present.
     """
     axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
@@ -106,37 +99,48 @@ def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
     U = lay.uint
     top = inf_bits(lay)
     b = magnitude_bits(x, lay)
-
-    def max_min(over):
-        hi, below = lax.reduce((b, b - U(1)), (U(0), U((1 << lay.width) - 1)), _max_min, over)
-        return hi, jnp.where(below >= top, top, below + U(1))  # no non-zero value: inf
-
-    # The conditionals below take x, not its magnitude bits, as operand: an operand of a
-    # lax.cond is materialized, and bits computed outside would be one more full pass.
-    if x.ndim - 1 in axes:
-        hi, lo = max_min(axes)
-    else:
-        # The whole array's smallest non-zero magnitude, a lower bound of every group's: the
-        # variadic reduce over the last axis (the fast kind on XLA's CPU backend, 0.13x a
-        # copy at 4096 x 4096; its max is used, or XLA drops it and the lone min becomes a
-        # materialized tree of reduce-windows, 1.2x), then the per-row results.
-        row_hi, row_lo = max_min((x.ndim - 1,))
-        lo = jnp.min(jnp.where(row_hi > 0, row_lo, top))
-        m = jnp.max(jnp.abs(x), axis=axes)
-        # The float max is exact where every group's is normal and x holds no NaN or inf
-        # (the rows' integer maxima say so): XLA's CPU backend (jax 0.10) drops NaN in a
-        # float max reduction, and the NaN spoils the maximum of its vector lane
-        # (tests/test_calibration.py; related reports: openxla/xla#21461, tensorflow#116992).
-        ok = jnp.all(magnitude_bits(m, lay) >= magnitude_bits(jnp.asarray(np.finfo(x.dtype).tiny, x.dtype), lay))
-        hi = lax.cond(ok & jnp.all(row_hi < top), lambda v: magnitude_bits(m, lay),
-                      lambda v: jnp.max(magnitude_bits(v, lay), axis=axes), x)
-        lo = jnp.broadcast_to(lo, hi.shape)
+    hi, below = reduce_staged((b, b - U(1)), (U(0), U((1 << lay.width) - 1)), _max_min, axes)
+    lo = jnp.where(below >= top, top, below + U(1))  # no non-zero value: inf
     if finite:
-        hi = lax.cond(jnp.any(hi >= top), lambda v: jnp.max(jnp.where(magnitude_bits(v, lay) < top,
-                                                                          magnitude_bits(v, lay), U(0)), axis=axes),
-                      lambda v: hi, x)
+        # The conditional takes x, not its magnitude bits, as operand: an operand of a
+        # lax.cond is materialized, and bits computed outside would be one more full pass.
+        def masked(v):
+            m = magnitude_bits(v, lay)
+            return reduce_staged((jnp.where(m < top, m, U(0)),), (U(0),), _max, axes)[0]
+
+        hi = lax.cond(jnp.any(hi >= top), masked, lambda v: hi, x)
     ext = Extent(lax.bitcast_convert_type(hi, x.dtype), lax.bitcast_convert_type(lo, x.dtype))
     return Extent(*(jnp.expand_dims(v, axes) for v in ext)) if keepdims else ext
+
+
+def reduce_staged(operands, inits, fn, axes):
+    """``lax.reduce(operands, inits, fn, axes)`` for an associative, commutative ``fn``
+    (max, min), computed in stages where ``axes`` leave out the last axis.
+
+    XLA's CPU backend (jax 0.10) runs an integer reduction over a leading axis as a slow
+    loop (the columns of a 4096 x 4096 array: 190 ms, eight copies' time) but one over a
+    middle axis of 32 or fewer as a loop vectorized along the last axis: so each
+    reduced axis is cut into pieces of at most 32 and reduced piece by piece (3 to 5 ms
+    in all for those columns; docs/benchmarks.md). Exact: max and min do not depend on
+    the order. A reduction that includes the last axis is one ``lax.reduce`` (the fast
+    kind there already).
+    """
+    operands = tuple(operands)
+    ndim = operands[0].ndim
+    if ndim - 1 in axes or not axes:
+        return lax.reduce(operands, tuple(inits), fn, tuple(axes))
+    for a in sorted(axes, reverse=True):  # from the last reduced axis: the others keep their index
+        while operands[0].shape[a] > 1:
+            m = operands[0].shape[a]
+            k = m if m <= 32 else next((d for d in range(32, 1, -1) if m % d == 0), m)
+            shape = operands[0].shape[:a] + (m // k, k) + operands[0].shape[a + 1:]
+            operands = lax.reduce(tuple(v.reshape(shape) for v in operands), tuple(inits), fn, (a + 1,))
+        operands = tuple(v.reshape(v.shape[:a] + v.shape[a + 1:]) for v in operands)
+    return operands
+
+
+def _max(a, b):
+    return (jnp.maximum(a[0], b[0]),)
 
 
 def group_absmax(x, axis=None, keepdims=False, *, finite=True):
@@ -182,8 +186,9 @@ def finite_range(x, axis=None, keepdims=False):
     top = inf_bits(lay).astype(lay.sint)
 
     def masked(key):
-        finite = magnitude_bits(x, lay) < inf_bits(lay)
-        return jnp.min(jnp.where(finite, key, 0), axis=axes), jnp.max(jnp.where(finite, key, 0), axis=axes)
+        k = jnp.where(magnitude_bits(x, lay) < inf_bits(lay), key, 0)
+        big = lay.sint((1 << (lay.width - 1)) - 1)
+        return reduce_staged((k, k), (big, -big - 1), _min_max, axes)
 
     if x.ndim - 1 in axes:
         big = lay.sint((1 << (lay.width - 1)) - 1)

@@ -261,3 +261,23 @@ def test_extent_and_range_in_one_pass(axis, special):
         np.testing.assert_array_equal(np.asarray(hi).ravel(), [r["hi"] for r in refs])
     ext_k, (lo_k, _) = cal.extent_and_range(xs, axis, True)
     assert ext_k.absmax.ndim == lo_k.ndim == 2
+
+
+@pytest.mark.parametrize("shape,axes", [((4096, 8), (0,)), ((37, 5), (0,)), ((96, 3, 4), (0, 1)), ((3, 64, 7), (1,)),
+                                        ((1, 9), (0,)), ((70, 33, 2), (0, 1)), ((6, 40), (1,))])
+def test_reduce_staged_equals_one_reduction(shape, axes):
+    # Stages of at most 32 along each reduced axis (prime lengths past 32 in one piece):
+    # the same maxima and minima as one lax.reduce, for unsigned and signed keys.
+    rng = np.random.default_rng(sum(shape))
+    u = jnp.asarray(rng.integers(0, 2**32, shape, dtype=np.uint64).astype(np.uint32))
+    k = jnp.asarray(rng.integers(-(2**31), 2**31, shape).astype(np.int32))
+
+    def max_min(a, b):
+        return jnp.maximum(a[0], b[0]), jnp.minimum(a[1], b[1])
+
+    inits = (jnp.uint32(0), jnp.int32(2**31 - 1))
+    got = jax.jit(lambda u, k: cal.reduce_staged((u, k), inits, max_min, axes))(u, k)
+    want = jax.lax.reduce((u, k), inits, max_min, axes)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
