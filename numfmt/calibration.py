@@ -217,25 +217,24 @@ def extent_and_range(x, axis=None, keepdims=False, *, finite=True):
     of the two extreme keys (keys order like the values, so the most negative and the
     most positive value hold the largest magnitudes of their signs), a NaN or inf shows
     as a key past +-inf's, and only then (a ``lax.cond`` on ``x``) a masked reduction
-    leaves them out. Same results as the two functions; otherwise it calls them.
+    leaves them out. Same results as the two functions. Groups that leave out the last
+    axis are reduced in stages (:func:`reduce_staged`).
     """
     axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
     axes = tuple(sorted(a % x.ndim for a in axes))
-    if x.ndim - 1 not in axes:
-        return group_extent(x, axis, keepdims, finite=finite), finite_range(x, axis, keepdims)
     lay = layout_of(x.dtype)
     U, S = lay.uint, lay.sint
     top = inf_bits(lay)
     big = S((1 << (lay.width - 1)) - 1)
-    klo, khi, below = lax.reduce((ordered(x, lay), ordered(x, lay), magnitude_bits(x, lay) - U(1)),
-                                 (big, -big - S(1), U((1 << lay.width) - 1)), _min_max_min, axes)
+    klo, khi, below = reduce_staged((ordered(x, lay), ordered(x, lay), magnitude_bits(x, lay) - U(1)),
+                                    (big, -big - S(1), U((1 << lay.width) - 1)), _min_max_min, axes)
     mag = jnp.maximum(*(magnitude_bits(from_ordered(k, x.dtype), lay) for k in (klo, khi)))
     nonfinite = (khi >= top.astype(S)) | (klo <= ordered(jnp.asarray(-jnp.inf, x.dtype), lay))
 
     def masked(v):  # NaN and inf left out
         m = magnitude_bits(v, lay)
         key = jnp.where(m < top, ordered(v, lay), 0)
-        return jnp.min(key, axis=axes), jnp.max(key, axis=axes), jnp.max(jnp.where(m < top, m, U(0)), axis=axes)
+        return reduce_staged((key, key, jnp.where(m < top, m, U(0))), (big, -big - S(1), U(0)), _min_max_max, axes)
 
     lo, hi, finite_mag = lax.cond(jnp.any(nonfinite), masked, lambda v: (klo, khi, mag), x)
     ext = Extent(lax.bitcast_convert_type(finite_mag if finite else mag, x.dtype),
@@ -248,6 +247,10 @@ def extent_and_range(x, axis=None, keepdims=False, *, finite=True):
 
 def _min_max_min(a, b):
     return jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1]), jnp.minimum(a[2], b[2])
+
+
+def _min_max_max(a, b):
+    return jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1]), jnp.maximum(a[2], b[2])
 
 
 def _fake_quant(x, c_lo, c_hi, fmt, symmetric):

@@ -356,17 +356,19 @@ def test_quantize_with_cast_writes_the_same_values_in_the_cast_dtype(case):
 @settings(max_examples=8)
 @example(seed=5, case="int8", tiny=None, rounding="nearest_even", special=np.nan, nonfinite="propagate")
 @example(seed=6, case="e4m3_block", tiny=1e-40, rounding="up", special=np.nan, nonfinite="ignore")
+@example(seed=7, case="uint8_affine", tiny=1e-40, rounding="nearest_even", special=-np.inf, nonfinite="ignore")
 @given(seed=st.integers(0, 2**32 - 1),
-       case=st.sampled_from(["int8", "e4m3_block", "e2m1_bf16_scale"]),
+       case=st.sampled_from(["int8", "e4m3_block", "e2m1_bf16_scale", "uint8_affine"]),
        tiny=st.sampled_from([None, 1e-40, 2.0**-149, 3e-39]), rounding=st.sampled_from(["nearest_even", "up"]),
        special=st.sampled_from([None, np.nan, np.inf, -np.inf]), nonfinite=st.sampled_from(["propagate", "ignore"]))
 def test_column_groups_equal_row_groups_of_the_transpose(seed, case, tiny, rounding, special, nonfinite):
-    # Groups along axis 0 take the float max and a whole-array lower bound of the smallest
-    # non-zero magnitude (numfmt.calibration.group_extent); rows take the integer reduce.
-    # The same groups laid out either way must give the same bits, subnormal inputs
+    # Groups along axis 0 are reduced in stages (numfmt.calibration.reduce_staged; until
+    # 2026-11-27 a float max and a whole-array bound of the smallest magnitude); rows in one
+    # reduce. The same groups laid out either way must give the same bits, subnormal inputs
     # included (a bound too high would let the fast pass flush them on XLA's CPU: rounded
     # up, a tiny positive input is the smallest element, flushed it is zero), and NaN or
     # inf inputs (XLA's CPU float max reduction drops a NaN: docs/semantics.md, "Backends").
+    # The affine case takes its range and extents from one reduction (extent_and_range).
     # 1024 x 6: XLA's CPU backend hands reductions of 4096 elements or more to YNNPACK,
     # whose float max drops NaN; smaller ones keep it.
     rng = np.random.default_rng(seed)
@@ -376,7 +378,8 @@ def test_column_groups_equal_row_groups_of_the_transpose(seed, case, tiny, round
     if special is not None:
         x[rng.integers(1024, size=2), rng.integers(6, size=2)] = special
     kw = {"int8": {"fmt": "int8"}, "e4m3_block": {"fmt": "e4m3", "block_size": 32},
-          "e2m1_bf16_scale": {"fmt": "e2m1", "scale_fmt": "bf16"}}[case]
+          "e2m1_bf16_scale": {"fmt": "e2m1", "scale_fmt": "bf16"},
+          "uint8_affine": {"fmt": "uint8", "symmetric": False}}[case]
     fmt = kw.pop("fmt")
     kw["nonfinite"] = nonfinite
     cols = quantize_scaled(jnp.asarray(x), fmt, axis=0, rounding=rounding, **kw)
