@@ -341,9 +341,9 @@ def quotient_normal(a, b, rounding="nearest_even"):
         return lax.bitcast_convert_type(jnp.where(ua == 0, U(0), uq), a.dtype)
     implicit = U(1 << P)
     Ma, Mb, Mq = ((v & (implicit - U(1))) | implicit for v in (ua, ub, uq))
-    # Q = Ma * 2**(P + low) / Mb lies in [2**P, 2**(P+1)) and never within 1/2 of 2**(P+1)
-    # (that would need Ma * 2**(P + low) - (2**(P+1) - 1/2) * Mb in (-Mb/2, 0), but it is a
-    # multiple of 2**P), so the nearest quotient's significand is Mq, in the same binade.
+    # Q = Ma * 2**(P + low) / Mb lies in [2**P, 2**(P+1)) and never within 1/2 of 2**(P+1):
+    # that would need Ma * 2**(P + low) - 2**(P+1) * Mb in [-Mb/2, 0), but it is a multiple
+    # of 2**P and Mb/2 < 2**P. So the nearest quotient's significand is Mq, in Q's binade.
     shift = (Ma < Mb).astype(U) + U(P)
     D = lax.bitcast_convert_type((Ma << shift) - Mq * Mb, S)  # exact: wraps, |D| < Mb
     trunc = uq - (D < 0).astype(U)  # positive: truncation is rounding down

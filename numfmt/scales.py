@@ -50,8 +50,8 @@ from numfmt.bitlayout import (
 from numfmt.formats import FloatFormat
 from numfmt.scheme import QuantScheme, is_pow2_format
 
-__all__ = ["at_least", "choose_scale", "clip_range", "in_tensor_units", "positive_finite", "pow2_scale_exponent", "quotients_normal",
-           "range_width", "tensor_scale"]
+__all__ = ["at_least", "choose_scale", "clip_range", "in_tensor_units", "positive_finite", "pow2_scale_exponent",
+           "quotients_normal", "range_width", "tensor_scale"]
 
 _DIRECTED = {"floor": "down", "ceil": "up", "nearest": "nearest_even"}
 
