@@ -57,6 +57,12 @@ CASES = {
     # groups with NaN and inf ("ignore": no NaN in the outputs, whose payload could differ).
     "quantize_scaled int8 per-column, NaN and inf": lambda x: nf.quantize_scaled(
         x.at[::97, ::5].set(np.nan).at[3::89, ::11].set(np.inf), "int8", axis=0, nonfinite="ignore"),
+    # Session 10 (not yet run on a GPU): column groups reduced in stages, affine range and
+    # extents from one reduce, NVFP4 and E4M3 block scales from the float unit's quotient.
+    "quantize_scaled uint8 affine per-column, -inf": lambda x: nf.quantize_scaled(
+        x.at[5::61, ::7].set(-np.inf), "uint8", axis=0, symmetric=False, nonfinite="ignore"),
+    "quantize_scaled e2m1 e4m3 scales, blocks along axis 0": lambda x: nf.quantize_scaled(
+        x, "e2m1", axis=0, block_size=16, scale_fmt="e4m3"),
     "binarize per-channel": lambda x: nf.binarize(x, axis=1),
     "ternarize": lambda x: nf.ternarize(x),
     "kmeans 3 bits": lambda x: nf.kmeans_quantize(x[:64], 3).dequantize(),
