@@ -234,7 +234,11 @@ def extent_and_range(x, axis=None, keepdims=False, *, finite=True):
     def masked(v):  # NaN and inf left out
         m = magnitude_bits(v, lay)
         key = jnp.where(m < top, ordered(v, lay), 0)
-        return reduce_staged((key, key, jnp.where(m < top, m, U(0))), (big, -big - S(1), U(0)), _min_max_max, axes)
+        # The initial values are made here, not captured: under vmap a lax.cond with a batched
+        # predicate batches its captured operands, and lax.reduce has no rule for batched inits.
+        hi_key = S((1 << (lay.width - 1)) - 1)
+        return reduce_staged((key, key, jnp.where(m < top, m, U(0))), (hi_key, -hi_key - S(1), U(0)), _min_max_max,
+                             axes)
 
     lo, hi, finite_mag = lax.cond(jnp.any(nonfinite), masked, lambda v: (klo, khi, mag), x)
     ext = Extent(lax.bitcast_convert_type(finite_mag if finite else mag, x.dtype),

@@ -413,3 +413,28 @@ def test_scaled_quantization_materializes_nothing_of_the_input_size(case):
     x = jnp.asarray(np.random.default_rng(0).standard_normal((64, 256)), jnp.float32)
     full = entry_arrays(jax.jit(f).lower(x).compile().as_text(), [x.size])
     assert full == [("conditional", "f32" if case.startswith("fake") else "u8")], full
+
+
+@pytest.mark.parametrize("case", ["nvfp4", "int8_columns", "int8_columns_ignore", "e4m3_blocks_axis0", "uint8_affine_rows",
+                                  "uint8_affine_columns", "uint8_affine_tensor_ignore"])
+def test_vmap_over_arrays_whose_scale_paths_differ(case):
+    # Under vmap a lax.cond with a batched predicate becomes a select of both branches
+    # with every captured operand batched (lax.reduce has no rule for a batched initial
+    # value, which a captured one was). The items take different paths (one with
+    # subnormal data, one with a NaN): the batch must equal the items quantized alone.
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 32, 64)).astype(np.float32)
+    x[1] *= np.float32(1e-30)
+    x[1, 0, 0] = np.float32(1e-40)
+    x[2, 5, 7] = np.nan
+    fn = {"nvfp4": lambda a: nvfp4_quantize(a),
+          "int8_columns": lambda a: quantize_scaled(a, "int8", axis=0),
+          "int8_columns_ignore": lambda a: quantize_scaled(a, "int8", axis=0, nonfinite="ignore"),
+          "e4m3_blocks_axis0": lambda a: quantize_scaled(a, "e2m1", axis=0, block_size=16, scale_fmt="e4m3"),
+          "uint8_affine_rows": lambda a: quantize_scaled(a, "uint8", axis=1, symmetric=False),
+          "uint8_affine_columns": lambda a: quantize_scaled(a, "uint8", axis=0, symmetric=False, nonfinite="ignore"),
+          "uint8_affine_tensor_ignore": lambda a: quantize_scaled(a, "uint8", symmetric=False, nonfinite="ignore"),
+          }[case]
+    batched = np.asarray(jax.vmap(lambda a: fn(a).dequantize())(jnp.asarray(x)))
+    alone = np.stack([np.asarray(fn(jnp.asarray(v)).dequantize()) for v in x])
+    np.testing.assert_array_equal(batched.view(np.uint32), alone.view(np.uint32))
