@@ -72,6 +72,12 @@ class Extent(NamedTuple):
     min_nonzero: jax.Array
 
 
+def _axes(x, axis):
+    """``axis`` (None, an int or a tuple) as a sorted tuple of non-negative axes of ``x``."""
+    axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % x.ndim for a in axes))
+
+
 def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
     """The largest ``|x|`` over ``axis``, exact and the same on every backend, and the smallest non-zero one.
 
@@ -93,8 +99,7 @@ def group_extent(x, axis=None, keepdims=False, *, finite=True) -> Extent:
     smallest magnitude, took two passes over ``x``. Non-finite values, where ``finite``
     asks to leave them out, are masked in a second integer reduction run only when present.
     """
-    axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
-    axes = tuple(sorted(a % x.ndim for a in axes))
+    axes = _axes(x, axis)
     lay = layout_of(x.dtype)
     U = lay.uint
     top = inf_bits(lay)
@@ -175,40 +180,15 @@ def finite_range(x, axis=None, keepdims=False):
 
     A group with no finite value gets ``[0, 0]``. Computed on integer keys that order
     like the floats (:func:`numfmt.bitlayout.ordered`), so that a subnormal extreme is
-    not read as 0 by XLA's CPU flush of subnormal operands. When the groups include the
-    last axis, one variadic reduce without selects gives both ends (see
-    :func:`group_extent`), and the masked reduction runs only where a NaN or inf is present.
+    not read as 0 by XLA's CPU flush of subnormal operands: the range half of
+    :func:`extent_and_range` (one variadic reduce; the masked reduction runs only where
+    a NaN or inf is present).
     """
-    axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
-    axes = tuple(sorted(a % x.ndim for a in axes))
-    lay = layout_of(x.dtype)
-    key = ordered(x, lay)
-    top = inf_bits(lay).astype(lay.sint)
-
-    def masked(key):
-        k = jnp.where(magnitude_bits(x, lay) < inf_bits(lay), key, 0)
-        big = lay.sint((1 << (lay.width - 1)) - 1)
-        return reduce_staged((k, k), (big, -big - 1), _min_max, axes)
-
-    if x.ndim - 1 in axes:
-        big = lay.sint((1 << (lay.width - 1)) - 1)
-        lo, hi = lax.reduce((key, key), (big, -big - 1), _min_max, axes)
-        # A NaN or inf has a key at or past +-inf's, outside every finite key. The
-        # conditional takes x (its operand is materialized: keys would be one more pass).
-        lo, hi = lax.cond(jnp.any((hi >= top) | (lo <= ordered(jnp.asarray(-jnp.inf, x.dtype), lay))),
-                          lambda v: masked(ordered(v, lay)), lambda v: (lo, hi), x)
-    else:
-        lo, hi = masked(key)
-    lo, hi = from_ordered(jnp.minimum(lo, 0), x.dtype), from_ordered(jnp.maximum(hi, 0), x.dtype)
-    return (jnp.expand_dims(lo, axes), jnp.expand_dims(hi, axes)) if keepdims else (lo, hi)
-
-
-def _min_max(a, b):
-    return jnp.minimum(a[0], b[0]), jnp.maximum(a[1], b[1])
+    return extent_and_range(x, axis, keepdims)[1]
 
 
 def extent_and_range(x, axis=None, keepdims=False, *, finite=True):
-    """``(group_extent(x, ...), finite_range(x, ...))`` from one pass over ``x``.
+    """``(group_extent(x, ...), finite_range(x, ...))`` from one pass over ``x`` (``finite_range`` is its second half).
 
     Affine quantization needs both (the range for its scale and zero point, the extent
     for the choice of its fast pass); as two reductions they read ``x`` twice. When the
@@ -217,11 +197,10 @@ def extent_and_range(x, axis=None, keepdims=False, *, finite=True):
     of the two extreme keys (keys order like the values, so the most negative and the
     most positive value hold the largest magnitudes of their signs), a NaN or inf shows
     as a key past +-inf's, and only then (a ``lax.cond`` on ``x``) a masked reduction
-    leaves them out. Same results as the two functions. Groups that leave out the last
+    leaves them out. The extent equals :func:`group_extent`'s. Groups that leave out the last
     axis are reduced in stages (:func:`reduce_staged`).
     """
-    axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
-    axes = tuple(sorted(a % x.ndim for a in axes))
+    axes = _axes(x, axis)
     lay = layout_of(x.dtype)
     U, S = lay.uint, lay.sint
     top = inf_bits(lay)
