@@ -265,18 +265,14 @@ def _affine_groups(xb, scheme, clip, reduce, user, keep, axis):
         ext, (lo, hi) = _calibration.extent_and_range(xb, reduce, True, finite=not propagate)
     else:
         ext = _calibration.group_extent(xb, reduce, True, finite=not propagate)
-    if clip is not None:
-        lo, hi = given_clip(clip, user, keep, axis)
-        bad = jnp.zeros(keep, bool)
-    elif scheme.calibration == "absmax":
-        bad = jnp.zeros(keep, bool)
-    else:
-        f = scheme.calibration if callable(scheme.calibration) else functools.partial(
-            _calibration.calibrate, method=scheme.calibration)
-        lo, hi = f(xb, scheme.fmt, axis=reduce, keepdims=True, symmetric=False)
-        bad = jnp.zeros(keep, bool)
+        if clip is not None:
+            lo, hi = given_clip(clip, user, keep, axis)
+        else:
+            f = scheme.calibration if callable(scheme.calibration) else functools.partial(
+                _calibration.calibrate, method=scheme.calibration)
+            lo, hi = f(xb, scheme.fmt, axis=reduce, keepdims=True, symmetric=False)
     lo, hi = (jnp.broadcast_to(v, keep).astype(work) for v in (lo, hi))
-    bad = bad | jnp.isnan(lo) | jnp.isnan(hi) | jnp.isinf(lo) | jnp.isinf(hi)
+    bad = jnp.isnan(lo) | jnp.isnan(hi) | jnp.isinf(lo) | jnp.isinf(hi)
     if propagate:
         bad = bad | ~jnp.isfinite(ext.absmax)
     lo, hi = jnp.minimum(jnp.where(bad, 0, lo), 0), jnp.maximum(jnp.where(bad, 0, hi), 0)
