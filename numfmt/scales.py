@@ -176,8 +176,9 @@ def quotients_normal(lo, hi, ts, scheme, elem_max):
     none = hi == U(0)
     ok = (lo >= magnitude_bits(jnp.asarray(info.tiny, dtype), lay)) & (hi < inf_bits(lay))
     e_lo, e_hi = ((v >> U(lay.man)).astype(S) - S(lay.bias) for v in (lo, hi))  # floor(log2) of normals
-    # The quotient of [2**e, 2**(e+1)) by [2**f, 2**(f+1)) lies in (2**(e-f-1), 2**(e-f+1)); a
-    # rounding to odd or to nearest does not leave it. Below, e_hi is an exclusive bound.
+    # The quotient of [2**e, 2**(e+1)) by [2**f, 2**(f+1)) lies in (2**(e-f-1), 2**(e-f+1));
+    # rounded, it stays at or above the lower end (and, rounded to odd, below the upper one,
+    # which a rounding up or to nearest can reach). Below, e_hi is an exclusive bound.
     if ts is not None:  # c / ts, then / elem_max
         e_t = exponent_and_significand(ts)[0].astype(S)
         e_lo, e_hi = e_lo - e_t - 1, e_hi - e_t + 1
