@@ -6,10 +6,12 @@ import numpy as np
 
 
 def same_bits(a, b) -> bool:
-    """Bitwise equality of float32 arrays, every NaN equal to every NaN."""
+    """Bitwise equality of float arrays of one width, every NaN equal to every NaN."""
     a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.itemsize != b.dtype.itemsize:
+        return False
     nan = np.isnan(a)
-    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a.view(np.uint32)[~nan], b.view(np.uint32)[~nan]))
+    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(bit_view(a)[~nan], bit_view(b)[~nan]))
 
 
 def bit_view(a) -> np.ndarray:

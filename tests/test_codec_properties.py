@@ -314,3 +314,49 @@ def test_float64_input_is_rounded_once(fmt):
         codes = nf.encode(x, fmt)
         assert codes.dtype == fmt.code_dtype
         assert np.asarray(codes).tolist() == once
+        q = nf.quantize(x, fmt)  # its own short path (numfmt.nearest): rounded once as well
+        assert same_bits(q, nf.decode(np.array(once, fmt.code_dtype), fmt, q.dtype))
+
+
+# ---- quantize's short path (numfmt.nearest), hard cases in float32 and float64 ------------
+
+
+def _hard_inputs(fmt, dtype) -> np.ndarray:
+    """Values of ``fmt`` and the midpoints between them (all of them for formats of at
+    most 8 bits, else every 64th and the ends of the range), each with one ``dtype`` ulp
+    either side; half the smallest subnormal, the overflow threshold, the input type's
+    largest and smallest numbers, zeros, infinities and NaN; both signs."""
+    grid = np.unique(np.abs(fmt.values()[np.isfinite(fmt.values())])).astype(np.float64)
+    top = float(fmt.value_of(fmt.max_code + 1))  # the grid extended past max: its midpoint is the threshold
+    grid = np.append(grid, top)
+    mids = (grid[1:] + grid[:-1]) / 2
+    if grid.size > 512:
+        keep = np.r_[0:8, 8:grid.size - 8:64, grid.size - 8:grid.size]
+        grid, mids = grid[keep], mids[keep[:-1]]
+    info = np.finfo(dtype)
+    pts = np.concatenate([grid, mids, [grid[1] / 4]])
+    pts = pts[pts <= info.max].astype(dtype)
+    pts = np.concatenate([pts, np.nextafter(pts, dtype(np.inf)), np.nextafter(pts, dtype(0)),
+                          [info.max, info.tiny, info.smallest_subnormal, np.inf, 0.0]]).astype(dtype)
+    return np.concatenate([pts, -pts, [np.nan]]).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    "fmt",
+    [F.E4M3, F.E5M2, F.E4M3FNUZ, F.E5M2FNUZ, F.E3M2, F.E2M3, F.E2M1, F.FP16, F.BF16,
+     FloatFormat("e3m3", 3, 3), FloatFormat("e4m1_nonan", 4, 1, specials="none")],
+    ids=str,
+)
+def test_quantize_short_path_at_the_hard_cases(fmt, dtype):
+    """``quantize(x, fmt)`` (nearest_even) is the exactly rounded value at the ties, the
+    overflow threshold, half the smallest subnormal, the input type's extremes, zeros,
+    infinities and NaN, saturating or not, from float32 and from float64 inputs (the
+    oracle's encode is checked elsewhere; this is quantize's own short path,
+    :mod:`numfmt.nearest`: its bit rounding and its subnormal step on the float unit)."""
+    x = _hard_inputs(fmt, dtype)
+    with jax.enable_x64(dtype == np.float64):
+        for saturate in (False, True):
+            q = nf.quantize(x, fmt, saturate=saturate)
+            want = [reference_round(float(v), fmt, saturate=saturate) for v in x]
+            assert same_bits(q, nf.decode(np.array(want, fmt.code_dtype), fmt, q.dtype)), (fmt, saturate)
