@@ -77,6 +77,8 @@ def _reduced(shape, axis):
 
 def _check(x, axis, arg="x"):
     x = check_float_input(x, arg)
+    if x.size == 0:  # as calibrate and kmeans_quantize say: the scale is a mean of |x|
+        raise ValueError(f"{arg} is empty: there is no magnitude to take the scale from")
     return x, normalize_axes(axis, x.ndim)
 
 

@@ -96,6 +96,8 @@ def once_per_group(tree):
     branch never runs. Under ``vmap`` the cond becomes a select of the same values.
     """
     first = jax.tree_util.tree_leaves(tree)[0]
+    if first.size == 0:  # no groups (an empty x): nothing to compute, and no element to read the predicate from
+        return tree
     word = lax.bitcast_convert_type(first.ravel()[0].astype(jnp.float32), jnp.uint32)
     return lax.cond((word >> 31) <= 1, lambda t: t, lambda t: jax.tree_util.tree_map(jnp.zeros_like, t), tree)
 

@@ -221,6 +221,11 @@ def test_bad_input_names_the_argument():
             fn(x, axis=2)
         with pytest.raises(TypeError, match="x must be a floating-point array"):
             fn(np.ones((2, 3), np.int32))
+        for empty in (np.zeros((0,), np.float32), np.zeros((0, 3), np.float32)):  # no mean magnitude to scale by
+            with pytest.raises(ValueError, match="x is empty"):
+                fn(empty)
+    with pytest.raises(ValueError, match="x is empty"):
+        nf.ternary_delta(np.zeros((3, 0), np.float32), axis=1)
     for bad in (0.0, -0.7, math.inf, math.nan):
         with pytest.raises(ValueError, match="delta_factor must be a positive finite number in"):
             nf.ternarize(x, delta_factor=bad)

@@ -438,3 +438,28 @@ def test_vmap_over_arrays_whose_scale_paths_differ(case):
     batched = np.asarray(jax.vmap(lambda a: fn(a).dequantize())(jnp.asarray(x)))
     alone = np.stack([np.asarray(fn(jnp.asarray(v)).dequantize()) for v in x])
     np.testing.assert_array_equal(batched.view(np.uint32), alone.view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 32), (4, 0), (2, 0, 64)])
+@pytest.mark.parametrize(
+    "quantizer",
+    [
+        lambda x: mx_quantize(x, "e4m3"),
+        lambda x: mx_quantize(x, "e2m1", rounding="stochastic", key=jax.random.key(0)),
+        nvfp4_quantize,
+        lambda x: quantize_scaled(x, "int8"),
+        lambda x: quantize_scaled(x, "int8", axis=-1),
+        lambda x: quantize_scaled(x, "int8", axis=-1, block_size=32),
+        lambda x: quantize_scaled(x, "uint8", symmetric=False),
+    ],
+    ids=["mxfp8", "mxfp4_stochastic", "nvfp4", "tensor", "channel", "block", "affine"],
+)
+def test_empty_arrays_give_empty_results(quantizer, shape):
+    """An empty x has no groups (or empty ones): eagerly and under jit, the result is an
+    empty QArray of x's shape, not an error from reading a scale that does not exist
+    (MX once raised an IndexError here)."""
+    x = jnp.zeros(shape, jnp.float32)
+    for f in (quantizer, jax.jit(quantizer)):
+        q = f(x)
+        assert q.codes.shape == shape and q.dequantize().shape == shape
+        assert q.dequantize().dtype == jnp.float32
