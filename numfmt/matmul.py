@@ -302,7 +302,11 @@ def _product(l, r, lspec, rspec, acc: Accumulator, output, key, lays=(None, None
     lo = _operand(l, lspec, lays[0], _fold(key, 0), cast)
     ro = _operand(r, rspec, lays[1], _fold(key, 1), cast)
     dims = (((2,), (2,)), ((0,), (0,)))
-    if isinstance(acc, TensorCoreModel):
+    if lo.elem.shape[-1] == 0:
+        # An empty contraction: the sum of no products is +0 under every accumulator, as in
+        # jnp.matmul (and the scales of the empty operands, NaN for some, are not read).
+        y = jnp.zeros(lo.elem.shape[:-1] + ro.elem.shape[-2:-1], jnp.float32)
+    elif isinstance(acc, TensorCoreModel):
         y = _tensorcore(lo, ro, lspec, rspec, acc)
     elif bf16_route:
         (va, sa), (vb, sb) = _bf16_operand(lo, lspec), _bf16_operand(ro, rspec)

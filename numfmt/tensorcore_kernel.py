@@ -280,8 +280,8 @@ def _block_fma(model, c, a, b, normal: bool = False):
 def _sums_stay_normal(a, b, k: int):
     """Whether ``k`` products of finite ``a`` (…, M, K) and ``b`` (…, N, K) values, and every
     running sum of them, stay below ``2**125`` in magnitude: ``|a| |b| k < 2**125``."""
-    def exponent(x):  # floor(log2(max |x|)), from the bits (-127 for all zeros)
-        return (jnp.max(magnitude_bits(x)) >> 23).astype(_I32) - 127
+    def exponent(x):  # floor(log2(max |x|)), from the bits (-127 for all zeros, or none)
+        return (jnp.max(magnitude_bits(x), initial=jnp.uint32(0)) >> 23).astype(_I32) - 127
     return exponent(a) + exponent(b) + 2 + max(k - 1, 0).bit_length() <= 124
 
 
