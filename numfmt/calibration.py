@@ -132,7 +132,7 @@ def reduce_staged(operands, inits, fn, axes):
     """
     operands = tuple(operands)
     ndim = operands[0].ndim
-    if ndim - 1 in axes or not axes:
+    if ndim - 1 in axes or not axes or any(operands[0].shape[a] == 0 for a in axes):  # (over nothing: the inits)
         return lax.reduce(operands, tuple(inits), fn, tuple(axes))
     for a in sorted(axes, reverse=True):  # from the last reduced axis: the others keep their index
         while operands[0].shape[a] > 1:

@@ -451,8 +451,12 @@ def test_vmap_over_arrays_whose_scale_paths_differ(case):
         lambda x: quantize_scaled(x, "int8", axis=-1),
         lambda x: quantize_scaled(x, "int8", axis=-1, block_size=32),
         lambda x: quantize_scaled(x, "uint8", symmetric=False),
+        lambda x: quantize_scaled(x, "int8", axis=0),
+        lambda x: quantize_scaled(x, "uint8", axis=0, symmetric=False),
+        lambda x: mx_quantize(x, "e4m3", axis=0) if x.shape[0] == 0 else mx_quantize(x, "e4m3"),
     ],
-    ids=["mxfp8", "mxfp4_stochastic", "nvfp4", "tensor", "channel", "block", "affine"],
+    ids=["mxfp8", "mxfp4_stochastic", "nvfp4", "tensor", "channel", "block", "affine", "column", "affine_column",
+         "mx_axis0"],
 )
 def test_empty_arrays_give_empty_results(quantizer, shape):
     """An empty x has no groups (or empty ones): eagerly and under jit, the result is an
