@@ -425,8 +425,9 @@ def minmax_update(state: MinMaxState, x, *, momentum: float = 0.01, axis=None) -
     x = jnp.asarray(x)
     axes = normalize_axes(axis, x.ndim)
     finite = jnp.isfinite(x)
-    bmin = jnp.min(jnp.where(finite, x, jnp.inf), axis=axes, keepdims=axes is not None)
-    bmax = jnp.max(jnp.where(finite, x, -jnp.inf), axis=axes, keepdims=axes is not None)
+    # The initial values make an empty batch one with no finite value (it leaves the state).
+    bmin = jnp.min(jnp.where(finite, x, jnp.inf), axis=axes, keepdims=axes is not None, initial=jnp.inf)
+    bmax = jnp.max(jnp.where(finite, x, -jnp.inf), axis=axes, keepdims=axes is not None, initial=-jnp.inf)
     if bmin.shape != state.min.shape:
         raise ValueError(
             f"the batch reduces to shape {bmin.shape} but the state has shape {state.min.shape}: "

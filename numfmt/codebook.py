@@ -323,7 +323,7 @@ def magnitude_prune(x, sparsity: float):
     if not 0 <= sparsity < 1:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     a = jnp.abs(jnp.asarray(x))
-    if sparsity == 0:
+    if sparsity == 0 or a.size == 0:  # (no weights: an empty mask; a quantile of nothing is undefined)
         return jnp.ones(a.shape, bool)
     return a > jnp.quantile(a, sparsity)
 

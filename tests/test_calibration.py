@@ -135,6 +135,11 @@ def test_observer_first_batch_then_moving_average():
     assert (float(lo), float(hi)) == (-2.0, 3.0)
     s2 = cal.minmax_update(s, jnp.asarray([jnp.nan, jnp.inf]))
     assert (float(s2.min), float(s2.max), int(s2.count)) == (-2.0, 3.0, 2)  # nothing finite: unchanged
+    for empty in (jnp.zeros((0,), jnp.float32), jnp.zeros((0, 3), jnp.float32)):  # an empty batch: unchanged too
+        s3 = jax.jit(cal.minmax_update)(s, empty)
+        assert (float(s3.min), float(s3.max), int(s3.count)) == (-2.0, 3.0, 2)
+    s4 = cal.minmax_update(cal.minmax_init((1, 3)), jnp.zeros((0, 3), jnp.float32), axis=0)
+    assert int(s4.count) == 0 and s4.min.shape == (1, 3)
 
 
 def test_observer_under_scan_and_per_channel():

@@ -265,6 +265,7 @@ def test_bad_input():
         kmeans_quantize(jnp.ones(16, jnp.int32), 2)
     with pytest.raises(ValueError, match="sparsity must be in"):
         magnitude_prune(x, 1.0)
+    assert magnitude_prune(jnp.zeros((0, 4)), 0.5).shape == (0, 4)  # no weights: an empty mask, not an error
 
 
 def test_constant_input_is_exact():
