@@ -418,7 +418,7 @@ def minmax_update(state: MinMaxState, x, *, momentum: float = 0.01, axis=None) -
     them by ``momentum`` toward the batch's: ``m <- m + momentum * (batch_m - m)``
     (PyTorch's ``MovingAverageMinMaxObserver``). ``axis``: the reduced axes (None: all),
     reduced with ``keepdims=True`` so per-channel states broadcast against ``x``. A
-    batch with no finite value leaves the state as it is.
+    batch with no finite value (an empty one too) leaves the state as it is.
     """
     if not 0 < momentum <= 1:
         raise ValueError(f"momentum must be in (0, 1], got {momentum}")
