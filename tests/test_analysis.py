@@ -168,6 +168,10 @@ def test_bound_formulas():
     assert np.all(b["probabilistic"] < b["deterministic"])
     with pytest.raises(ValueError, match="confidence"):
         A.lambda_for_confidence(10, u, 1.5)
+    # A sum of no terms: both bounds 0 (the probabilistic one was NaN from log(0)).
+    b0 = A.dot_product_bounds(np.array([0, 16]), "bf16")
+    assert b0["deterministic"][0] == b0["probabilistic"][0] == b0["lam"][0] == 0.0
+    assert np.all(np.isfinite(b0["probabilistic"])) and b0["probabilistic"][1] > 0
 
 
 ACCUMULATORS = [nf.BF16, nf.FP16, nf.E8M13, nf.E4M3IEEE]

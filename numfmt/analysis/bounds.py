@@ -82,12 +82,15 @@ def lambda_for_confidence(n, u, confidence=0.99):
     """The smallest ``lam`` for which the dot-product bound holds with probability ``confidence``.
 
     Solves ``2 n exp(-lam**2 (1-u)**2 / 2) = 1 - confidence``:
-    ``lam = sqrt(2 log(2 n / (1 - confidence))) / (1 - u)``.
+    ``lam = sqrt(2 log(2 n / (1 - confidence))) / (1 - u)``; 0 for ``n = 0`` (a sum of
+    no terms has no rounding error to bound, so its bound is 0).
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     n = np.asarray(n, dtype=np.float64)
-    return _out(np.sqrt(2 * np.log(2 * n / (1 - confidence))) / (1 - u))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.sqrt(2 * np.log(2 * n / (1 - confidence))) / (1 - u)
+    return _out(np.where(n > 0, lam, 0.0))
 
 
 def dot_product_bounds(n, fmt, rounding="nearest_even", *, confidence=0.99) -> dict:
