@@ -11,8 +11,8 @@ import numbers
 
 import numpy as np
 
-__all__ = ["NEAREST_MODES", "check_bool", "check_codebook_rounding", "check_int", "is_traced", "normalize_axes",
-           "static_hint"]
+__all__ = ["NEAREST_MODES", "check_bool", "check_codebook_rounding", "check_int", "check_positive", "is_traced",
+           "normalize_axes", "static_hint"]
 
 NEAREST_MODES = ("nearest_even", "nearest_away")
 
@@ -50,6 +50,15 @@ def check_int(value, arg: str, lo: int | None = None, hi: int | None = None) -> 
         span = f">= {lo}" if hi is None else (f"<= {hi}" if lo is None else f"in [{lo}, {hi}]")
         raise ValueError(f"{arg} must be an int {span}, got {value}")
     return value
+
+
+def check_positive(value, arg: str) -> float:
+    """``value`` as a float if it is a positive finite real number (not a bool); else an error naming ``arg``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{arg} must be a positive finite number, got {value!r} ({type(value).__name__})")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{arg} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def check_codebook_rounding(fmt, rounding: str) -> None:

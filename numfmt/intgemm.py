@@ -36,7 +36,7 @@ from numfmt import codec as _codec
 from numfmt import formats as _formats
 from numfmt import scaled as _scaled
 from numfmt import scalemath as _sm
-from numfmt.checks import check_bool
+from numfmt.checks import check_bool, check_int, check_positive
 from numfmt.formats import IntFormat
 
 __all__ = [
@@ -388,6 +388,10 @@ def prepare_linear(w, bias=None, *, x_scale: float, x_zero_point: int, out_scale
     if w.ndim != 2:
         raise ValueError(f"w must be (K, N), got shape {w.shape}")
     w_fmt = _int_range(w_fmt, "w_fmt")  # the int32 GEMM takes integer weights only
+    out_range = _int_range(out_fmt)
+    x_scale, out_scale = check_positive(x_scale, "x_scale"), check_positive(out_scale, "out_scale")
+    x_zero_point = check_int(x_zero_point, "x_zero_point", _INT32_MIN, _INT32_MAX)
+    out_zero_point = check_int(out_zero_point, "out_zero_point", out_range.min, out_range.max)
     per_channel, symmetric = check_bool(per_channel, "per_channel"), check_bool(symmetric, "symmetric")
     qa = _scaled.quantize_scaled(w, w_fmt, axis=0 if per_channel else None, symmetric=symmetric)
     w_q = _codec.decode(qa.codes, qa.fmt, jnp.float32).astype(jnp.int32)

@@ -271,6 +271,12 @@ def test_bad_input():
     with pytest.raises(ValueError, match="w_fmt must be an IntFormat"):  # float weights would be cast to int32
         ig.prepare_linear(np.ones((4, 2)), x_scale=0.1, x_zero_point=0, out_scale=0.2, out_zero_point=0,
                           w_fmt="e4m3")
+    ok = {"x_scale": 0.1, "x_zero_point": 0, "out_scale": 0.2, "out_zero_point": 0}
+    for arg, bad, err in [("x_scale", 0.0, ValueError), ("out_scale", -0.2, ValueError), ("x_scale", np.inf, ValueError),
+                          ("out_scale", np.nan, ValueError), ("x_scale", "0.1", TypeError), ("x_zero_point", 0.5, TypeError),
+                          ("out_zero_point", 128, ValueError), ("out_zero_point", True, TypeError)]:
+        with pytest.raises(err, match=f"^{arg} must be"):  # a scale of 0 made every output the zero point
+            ig.prepare_linear(np.ones((4, 2)), **{**ok, arg: bad})
     with pytest.raises(ValueError, match="NHWC"):
         ig.im2col(jnp.ones((3, 3)), (2, 2))
     with pytest.raises(ValueError, match="padding"):
