@@ -73,7 +73,11 @@ class Extent(NamedTuple):
 
 
 def _axes(x, axis):
-    """``axis`` (None, an int or a tuple) as a sorted tuple of non-negative axes of ``x``."""
+    """``axis`` (None, an int or a tuple) as a sorted tuple of non-negative axes of ``x``.
+
+    Not :func:`numfmt.checks.normalize_axes`: the scaled layer passes checked axes, and
+    ``()`` here means no axis (a scalar's one group), which that boundary check refuses.
+    """
     axes = tuple(range(x.ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
     return tuple(sorted(a % x.ndim for a in axes))
 

@@ -410,8 +410,8 @@ def prepare_linear(w, bias=None, *, x_scale: float, x_zero_point: int, out_scale
     act_min, act_max = activation_range(activation, out_scale, out_zero_point, out_fmt)
     folded = _fold_bias(w_q, x_zero_point, jnp.asarray(zp), jnp.asarray(bias_q))
     return IntLinear(w_q, jnp.asarray(zp), folded, jnp.asarray(m), jnp.asarray(s), jnp.asarray(w_scale, jnp.float32),
-                     jnp.asarray(bias_q), x_scale=float(x_scale), x_zero_point=int(x_zero_point),
-                     out_scale=float(out_scale), out_zero_point=int(out_zero_point), out_fmt=_int_range(out_fmt),
+                     jnp.asarray(bias_q), x_scale=x_scale, x_zero_point=x_zero_point,
+                     out_scale=out_scale, out_zero_point=out_zero_point, out_fmt=out_range,
                      act_min=act_min, act_max=act_max, rounding=rounding)
 
 
